@@ -1,0 +1,241 @@
+/**
+ * The backup action: orchestration only, no byte handling.
+ *
+ *   walk + tar (archive/tar) -> compress -> encrypt -> segment -> seal -> storage `data`
+ * then `engine_metadata` (the new GNU tar snapshot file, encrypted when the data is), then the metadata
+ * file, last: a backup exists only once its metadata file does, so an interrupted run is never chosen by
+ * a restore or as a parent. A failed run removes what it wrote (admin cleans whatever a crash leaves).
+ *
+ * One timestamp per backup (Freezer takes two that can differ): it names the storage directory, is the
+ * result document's `time_stamp`, and is strictly greater than every earlier backup of the same name.
+ */
+import { execFile } from 'node:child_process';
+import { constants, promises as fsp } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { platform } from 'node:os';
+import { BadPasswordError, SourceError, UsageError, errnoMessage } from '../errors.js';
+import { AgentOptions } from '../cli/parse.js';
+import { Output, formatBytes } from '../cli/output.js';
+import { VERSION } from '../cli/help.js';
+import { chooseParent } from '../chain/index.js';
+import { runStages, rechunk, Stage } from '../pipeline/stages.js';
+import { createTarBackup, estimateTree } from '../archive/tar/index.js';
+import { compressStage } from '../transform/compress.js';
+import { encryptStage, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
+import { IntegrityRecord, sealStage } from '../transform/integrity.js';
+import { StorageDriver } from '../storage/driver.js';
+import { MultiStorage } from '../storage/multi.js';
+import { BackupId, dataKey, engineMetadataKey, formatMetadata, metadataKey } from '../storage/layout.js';
+import { treeChecksum } from '../source/checksum.js';
+import { ENGINE, Located, formatDate, hostnameBackupName, listAll, openStorages, password, readMetadata, sleep } from './common.js';
+import { FLOE_FORMAT_VERSION, FloeRecord, SealKeys, newSealKeys, objectIds, openRecord, sealDocument } from './seal.js';
+import { verifyStage } from '../transform/integrity.js';
+
+export interface BackupResult {
+  /** Freezer's agent result document (reference/freezer.md §2.6), with the real level. */
+  document: Record<string, unknown>;
+  human: string[];
+}
+
+export async function backup(o: AgentOptions, out: Output, signal: AbortSignal): Promise<BackupResult> {
+  const started = Date.now();
+  if (!o.path_to_backup) throw new UsageError('--path-to-backup is required for a backup');
+  if (o.mode !== 'fs') throw new UsageError(`--mode ${o.mode} is not supported (floe backs up files: fs)`);
+  if (o.engine !== ENGINE) throw new UsageError(`--engine ${o.engine} is not supported yet (supported: tar)`);
+  const hbn = hostnameBackupName(o);
+  const root = await checkSource(o.path_to_backup);
+  const pw = await password(o);
+  const storages = openStorages(o);
+  if (!o.dry_run) for (const s of storages) await s.ensureWritable();
+  const sink: StorageDriver = storages.length === 1 ? storages[0] : new MultiStorage(storages);
+
+  const existing = await listAll(storages, hbn);
+  const t = await uniqueTimestamp(existing, signal);
+  const parent = chooseParent(existing.map((l) => l.id), {
+    incremental: o.incremental && !o.no_incremental,
+    maxLevel: o.max_level,
+    alwaysLevel: o.always_level,
+    restartAlwaysLevel: o.restart_always_level,
+  }, t);
+  const id: BackupId = parent
+    ? { engine: ENGINE, hbn, t0: parent.t0, level: parent.level + 1, t }
+    : { engine: ENGINE, hbn, t0: t, level: 0, t };
+  const previous = parent ? await parentSnapshot(existing.find((l) => l.id === parent)!, pw) : undefined;
+
+  if (o.sync) await runSync();
+  const consistency = o.consistency_check ? await treeChecksum(root) : undefined;
+
+  const progress = out.progress('backup');
+  if ((out.json || process.stderr.isTTY) && !out.quiet) {
+    estimateTree(root, o.exclude, signal).then((e) => progress.onTotal?.(e.bytes, e.files), () => undefined);
+  }
+  const tar = createTarBackup({ root, exclude: o.exclude, dereference: o.dereference_symlink, previous, progress, signal });
+  const keys = newSealKeys(pw);
+  const ids = objectIds(id);
+  const dataRec = emptyRecord(keys, o.max_segment_size);
+  const stages: Stage[] = [compressStage(o.compression)];
+  if (pw) stages.push(encryptStage(pw));
+  stages.push(rechunk(o.max_segment_size), sealStage(ids.data, keys.key, o.max_segment_size, dataRec));
+  const stream = runStages(tar.stream, stages, { signal });
+
+  let stored = 0;
+  try {
+    if (o.dry_run) {
+      for await (const seg of stream) stored += seg.length;
+    } else {
+      stored = (await sink.put(dataKey(id), counted(stream, (n) => progress.onStored?.(n)), { signal })).size;
+      const snapshot = tar.snapshot();
+      const em = pw ? encryptBuffer(pw, snapshot) : snapshot;
+      const emRec = emptyRecord(keys, Math.max(em.length, 1));
+      for await (const _ of sealStage(ids.engineMetadata, keys.key, Math.max(em.length, 1), emRec)(one(em), signal)) { /* tags only */ }
+      await sink.putSmall(engineMetadataKey(id), em);
+      const stats = tar.stats();
+      const doc = metadataDocument(o, id, keys, dataRec, emRec, {
+        files: stats.files, source_bytes: stats.bytes, stored_bytes: stored, duration_s: (Date.now() - started) / 1000,
+      }, consistency);
+      await sink.putSmall(metadataKey(id), Buffer.from(formatMetadata(doc)));
+    }
+  } catch (err) {
+    if (!o.dry_run) await removePartial(sink, id);
+    throw err;
+  }
+  const stats = tar.stats();
+  const duration = (Date.now() - started) / 1000;
+  const document = resultDocument(o, id, consistency, { ...stats, stored, duration, encrypted: !!pw });
+  const human = [
+    `${o.dry_run ? 'dry run: would back up' : 'backed up'} ${root} as ${hbn} level ${id.level} (${formatDate(t)}, chain ${id.t0})`,
+    `${stats.files} files, ${formatBytes(stats.bytes)} read, ${formatBytes(stored)} stored (${o.compression}${pw ? ', encrypted' : ''}) in ${duration.toFixed(1)} s` +
+      (stats.warnings ? `, ${stats.warnings} warnings` : ''),
+  ];
+  if (consistency) human.push(`consistency checksum: ${consistency}`);
+  return { document, human };
+}
+
+async function checkSource(path: string): Promise<string> {
+  const { resolve } = await import('node:path');
+  const root = resolve(path);
+  try {
+    const st = await fsp.stat(root);
+    await fsp.access(root, st.isDirectory() ? constants.R_OK | constants.X_OK : constants.R_OK);
+  } catch (err) {
+    throw new SourceError(`cannot read path to back up ${root}: ${errnoMessage(err)}`);
+  }
+  return root;
+}
+
+/** uniqueTimestamp waits (at most about a second) so the new backup's time is after every earlier one. */
+async function uniqueTimestamp(existing: Located[], signal: AbortSignal): Promise<number> {
+  const newest = existing.reduce((m, l) => Math.max(m, l.id.t), 0);
+  for (;;) {
+    const now = Math.floor(Date.now() / 1000);
+    if (now > newest) return now;
+    if (newest - now > 5) {
+      // the newest backup is from the future (clock moved back): do not wait for it, just come after it
+      return newest + 1;
+    }
+    await sleep(1000 - (Date.now() % 1000) + 5, signal);
+  }
+}
+
+/** parentSnapshot fetches and checks the parent's engine_metadata (the GNU tar snapshot file). */
+async function parentSnapshot(parent: Located, pw: Buffer | undefined): Promise<Buffer> {
+  const doc = await readMetadata(parent);
+  const { record, key } = openRecord(doc, parent.id, pw);
+  let raw = await parent.storage.getSmall(engineMetadataKey(parent.id));
+  if (record) {
+    const ids = objectIds(parent.id);
+    const parts: Buffer[] = [];
+    for await (const b of verifyStage(ids.engineMetadata, key, record.engine_metadata)(one(raw), new AbortController().signal)) parts.push(b);
+    raw = Buffer.concat(parts);
+  }
+  if (raw.subarray(0, 8).toString('latin1') === 'Salted__') {
+    if (!pw) throw new BadPasswordError('the previous backup\'s engine_metadata is encrypted: give --encrypt-pass-file');
+    return decryptBuffer(pw, raw);
+  }
+  return raw;
+}
+
+function emptyRecord(keys: SealKeys, segmentSize: number): IntegrityRecord {
+  return { alg: keys.key ? 'hmac-sha256' : 'sha256', segment_size: segmentSize, size: 0, segments: [] };
+}
+
+async function* one(b: Buffer): AsyncIterable<Buffer> {
+  yield b;
+}
+
+async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncIterable<Buffer> {
+  for await (const b of src) {
+    onBytes(b.length);
+    yield b;
+  }
+}
+
+function runSync(): Promise<void> {
+  return new Promise((res) => execFile('sync', () => res()));
+}
+
+async function removePartial(sink: StorageDriver, id: BackupId): Promise<void> {
+  try {
+    await sink.remove(dirname(dataKey(id)));
+    if (id.level === 0) {
+      const chainDir = dirname(dirname(dataKey(id)));
+      if ((await sink.list(chainDir)).length === 0) await sink.remove(chainDir);
+    }
+  } catch {
+    // best effort: `floe admin` removes leftovers a failed run could not
+  }
+}
+
+function metadataDocument(
+  o: AgentOptions, id: BackupId, keys: SealKeys, data: IntegrityRecord, em: IntegrityRecord,
+  stats: FloeRecord['stats'], consistency?: string,
+): Record<string, unknown> & { floe: FloeRecord } {
+  const doc = {
+    engine_name: ENGINE,
+    compression: o.compression,
+    encryption: !!keys.key,
+    floe: {
+      version: FLOE_FORMAT_VERSION, hbn: id.hbn, t0: id.t0, level: id.level, time_stamp: id.t,
+      data, engine_metadata: em, stats,
+      ...(consistency ? { consistency_checksum: consistency } : {}),
+    } as FloeRecord,
+  };
+  sealDocument(doc, keys);
+  return doc;
+}
+
+/** resultDocument is freezer-agent's result (§2.6): same keys, falsy values as "", the real level. */
+function resultDocument(
+  o: AgentOptions, id: BackupId, consistency: string | undefined,
+  s: { files: number; bytes: number; stored: number; duration: number; encrypted: boolean; warnings: number },
+): Record<string, unknown> {
+  const pick = (v: unknown) => (v === undefined || v === null || v === false || v === 0 ? '' : v);
+  const doc: Record<string, unknown> = {
+    curr_backup_level: id.level,
+    fs_real_path: o.path_to_backup,
+    vol_snap_path: o.path_to_backup,
+    client_os: platform(),
+    client_version: `floe ${VERSION}`,
+    time_stamp: id.t,
+  };
+  const fields: Array<[string, unknown]> = [
+    ['action', 'backup'], ['always_level', o.always_level], ['backup_media', 'fs'], ['backup_name', o.backup_name],
+    ['container', o.storages.length ? o.storages[0].container : o.container], ['container_segments', ''],
+    ['dry_run', o.dry_run], ['hostname', o.hostname], ['path_to_backup', o.path_to_backup],
+    ['max_level', o.max_level], ['mode', o.mode], ['log_file', o.log_file], ['storage', o.storages.length ? o.storages[0].storage : o.storage],
+    ['proxy', ''], ['compression', o.compression], ['ssh_key', ''], ['ssh_username', ''], ['ssh_host', ''], ['ssh_port', ''],
+    ['consistency_checksum', consistency],
+  ];
+  for (const [k, v] of fields) doc[k] = pick(v);
+  // floe's additions: what Freezer's document lacks and its UI needs
+  doc.engine_name = ENGINE;
+  doc.level_zero_timestamp = id.t0;
+  doc.encryption = s.encrypted;
+  doc.files = s.files;
+  doc.source_bytes = s.bytes;
+  doc.stored_bytes = s.stored;
+  doc.duration = Math.round(s.duration * 1000) / 1000;
+  doc.warnings = s.warnings;
+  doc.backup_path = basename(o.path_to_backup ?? '');
+  return doc;
+}

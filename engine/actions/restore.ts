@@ -1,0 +1,140 @@
+/**
+ * The restore action: storage -> verify -> decrypt -> decompress -> extract, level 0..N in order.
+ *
+ * Every level's metadata is checked (password, MAC) before the first byte is written, and every segment is
+ * checked before it is decrypted (transform/integrity.ts), so tampered or truncated data stops the restore
+ * before it reaches a file. The extractor writes each file under a temporary name and renames it only
+ * when complete, so a failed restore never leaves a half-written file under a real name.
+ */
+import { promises as fsp } from 'node:fs';
+import { resolve } from 'node:path';
+import { ChecksumMismatchError, FloeError, IntegrityError, TargetNotEmptyError, UsageError, errnoMessage, StorageError } from '../errors.js';
+import { AgentOptions } from '../cli/parse.js';
+import { Output, formatBytes } from '../cli/output.js';
+import { chooseRestore } from '../chain/index.js';
+import { runStages, Stage } from '../pipeline/stages.js';
+import { extractTar } from '../archive/tar/index.js';
+import { Compression, decompressStage } from '../transform/compress.js';
+import { decryptStage } from '../transform/encrypt.js';
+import { verifyStage } from '../transform/integrity.js';
+import { dataKey } from '../storage/layout.js';
+import { checksumMatches, treeChecksum } from '../source/checksum.js';
+import { COMPRESSIONS } from '../cli/options.js';
+import { ENGINE, Located, formatDate, hostnameBackupName, listAll, notFound, openStorages, parseDate, password, readMetadata } from './common.js';
+import { FloeRecord, objectIds, openRecord } from './seal.js';
+
+interface Plan {
+  l: Located;
+  compression: Compression;
+  encrypted: boolean;
+  record?: FloeRecord;
+  key?: Buffer;
+}
+
+export async function restore(o: AgentOptions, out: Output, signal: AbortSignal): Promise<{ document: Record<string, unknown>; human: string[] }> {
+  const started = Date.now();
+  if (!o.restore_abs_path) throw new UsageError('--restore-abs-path is required for a restore');
+  if (o.engine !== ENGINE) throw new UsageError(`--engine ${o.engine} is not supported yet (supported: tar)`);
+  const hbn = hostnameBackupName(o);
+  const date = o.restore_from_date !== undefined ? parseDate(o.restore_from_date, '--restore-from-date') : undefined;
+  const target = resolve(o.restore_abs_path);
+  const pw = await password(o);
+  const storages = openStorages(o);
+  const all = await listAll(storages, hbn);
+  if (all.length === 0) throw notFound(o, hbn, storages);
+  let chain: Located[];
+  try {
+    const ids = chooseRestore(all.map((l) => l.id), date);
+    chain = ids.map((id) => all.find((l) => l.id === id)!);
+  } catch (err) {
+    if (err instanceof FloeError && err.code === 'FLOE_ERR_NOT_FOUND') throw notFound(o, hbn, storages, o.restore_from_date);
+    throw err;
+  }
+  // Check every level before writing anything: a wrong password or altered metadata stops here.
+  const plans: Plan[] = [];
+  for (const l of chain) {
+    const doc = await readMetadata(l);
+    const compression = (doc.compression ?? 'gzip') as Compression;
+    if (!COMPRESSIONS.includes(compression)) throw new IntegrityError(`backup ${l.id.t0}/${l.id.level}_${l.id.t} has an unknown compression '${String(compression)}'`);
+    const { record, key } = openRecord(doc, l.id, pw);
+    plans.push({ l, compression, encrypted: !!doc.encryption, record, key });
+  }
+  if (!o.dry_run) await prepareTarget(target, o.overwrite);
+
+  const progress = out.progress('restore');
+  let files = 0;
+  let bytes = 0;
+  for (const p of plans) {
+    const { l } = p;
+    const label = `level ${l.id.level} (${formatDate(l.id.t)})`;
+    try {
+      const segment = p.record?.data.segment_size ?? o.max_segment_size;
+      const stages: Stage[] = [];
+      if (p.record) stages.push(verifyStage(objectIds(l.id).data, p.key, p.record.data));
+      if (p.encrypted) stages.push(decryptStage(pw!));
+      stages.push(decompressStage(p.compression));
+      const source = l.storage.get(dataKey(l.id), { chunkSize: segment, signal });
+      const r = await extractTar(runStages(counted(source, (n) => progress.onStored?.(n)), stages, { signal }), {
+        target, incremental: true, dryRun: o.dry_run, progress, signal,
+        onList: o.dry_run ? (h) => (out.json ? out.emit({ type: 'member', level: l.id.level, name: h.name, size: h.size, kind: h.type }) : out.info(h.name)) : undefined,
+      });
+      files += r.files;
+      bytes += r.bytes;
+    } catch (err) {
+      if (err instanceof FloeError) {
+        err.message = `restore of ${label} failed: ${err.message}${o.dry_run ? '' : `; ${target} is incomplete`}`;
+      }
+      throw err;
+    }
+  }
+  let checked = '';
+  if (o.consistency_checksum && !o.dry_run) {
+    const actual = await treeChecksum(target);
+    if (!checksumMatches(o.consistency_checksum, actual)) {
+      throw new ChecksumMismatchError(`consistency check failed: restored tree checksum ${actual} differs from ${o.consistency_checksum}`);
+    }
+    checked = 'consistency checksum verified';
+  }
+  const last = chain[chain.length - 1].id;
+  const duration = (Date.now() - started) / 1000;
+  const document = {
+    action: 'restore', backup_name: o.backup_name, hostname: o.hostname, restore_abs_path: target,
+    level: last.level, level_zero_timestamp: last.t0, time_stamp: last.t, levels: chain.length,
+    files, bytes, duration: Math.round(duration * 1000) / 1000, dry_run: o.dry_run,
+    consistency_checked: !!checked,
+  };
+  const human = o.dry_run ? [] : [
+    `restored ${hbn} level ${last.level} (${formatDate(last.t)}, ${chain.length} level${chain.length > 1 ? 's' : ''}) into ${target}`,
+    `${files} files, ${formatBytes(bytes)} in ${duration.toFixed(1)} s${checked ? `; ${checked}` : ''}`,
+  ];
+  return { document, human };
+}
+
+/** prepareTarget creates the restore directory, or checks it is empty unless --overwrite. */
+async function prepareTarget(target: string, overwrite: boolean): Promise<void> {
+  let entries: string[];
+  try {
+    const st = await fsp.stat(target);
+    if (!st.isDirectory()) throw new UsageError(`restore path ${target} is not a directory`);
+    entries = await fsp.readdir(target);
+  } catch (err) {
+    if (err instanceof FloeError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new StorageError(`cannot use restore path ${target}: ${errnoMessage(err)}`);
+    try {
+      await fsp.mkdir(target, { recursive: true });
+    } catch (e) {
+      throw new StorageError(`cannot create restore path ${target}: ${errnoMessage(e)}`);
+    }
+    return;
+  }
+  if (entries.length > 0 && !overwrite) {
+    throw new TargetNotEmptyError(`restore path ${target} is not empty (use --overwrite to restore over it)`);
+  }
+}
+
+async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncIterable<Buffer> {
+  for await (const b of src) {
+    onBytes(b.length);
+    yield b;
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The `floe` command: subcommands, help, option merging, and the one place errors become exit codes.
+ *
+ *   floe backup|restore|info|admin|exec [options]     one agent action
+ *   floe agent --action ACTION [options]               freezer-agent's form (what schedulers run)
+ *   floe help [ACTION]                                 help
+ * Any failure ends as one line `floe: <message>` on stderr and a documented exit code (docs/exit-codes.md).
+ */
+import { hostname as osHostname } from 'node:os';
+import { resolve } from 'node:path';
+import { ExitCode, FloeError, InterruptedError, UsageError } from '../errors.js';
+import { runAction } from '../actions/index.js';
+import { ACTIONS, ActionName } from './options.js';
+import { AgentOptions, Raw, defaults, parseArgv, readIni } from './parse.js';
+import { Output } from './output.js';
+import { helpText, VERSION } from './help.js';
+
+/** main runs the CLI and resolves to the process exit code. It never throws. */
+export async function main(argv: string[]): Promise<number> {
+  let out = new Output({ json: argv.includes('--json'), quiet: argv.includes('--quiet') || argv.includes('-q') });
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => controller.abort(new InterruptedError(`interrupted by ${sig}`));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const [first, ...rest] = argv;
+    if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+      const topic = first === 'help' ? rest[0] : undefined;
+      if (topic && !ACTIONS.includes(topic as ActionName) && topic !== 'agent') throw new UsageError(`no help for '${topic}'`);
+      process.stdout.write(helpText(topic as ActionName | 'agent' | undefined));
+      return first === undefined ? ExitCode.USAGE : ExitCode.OK;
+    }
+    if (first === '--version') {
+      process.stdout.write(`floe ${VERSION}\n`);
+      return ExitCode.OK;
+    }
+    let action: ActionName | undefined;
+    let args = rest;
+    if (ACTIONS.includes(first as ActionName)) action = first as ActionName;
+    else if (first !== 'agent') {
+      // freezer-agent style without the subcommand: `floe --action backup ...`
+      if (first.startsWith('-')) args = argv;
+      else throw new UsageError(`unknown command '${first}' (commands: ${ACTIONS.join(', ')}, agent, help)`);
+    }
+    const parsed = parseArgv(args);
+    if (parsed.help) {
+      process.stdout.write(helpText(action ?? 'agent'));
+      return ExitCode.OK;
+    }
+    if (parsed.version) {
+      process.stdout.write(`floe ${VERSION}\n`);
+      return ExitCode.OK;
+    }
+    if (parsed.positional.length > 0) throw new UsageError(`unexpected argument '${parsed.positional[0]}'`);
+    const opts = mergeOptions(parsed.cli, action);
+    out = new Output({
+      json: opts.json, quiet: opts.quiet, logFile: opts.log_file,
+      stdoutReserved: opts.metadata_out === '-',
+    });
+    return await runAction(opts, out, controller.signal);
+  } catch (err) {
+    return report(out, err, argv.includes('--debug'));
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+function report(out: Output, err: unknown, debug: boolean): number {
+  if (err instanceof FloeError) {
+    out.error(err.code, err.message, err.exitCode, debug ? causeChain(err) : undefined);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  out.error('FLOE_ERR_INTERNAL', `unexpected error: ${e?.message ?? String(err)}`, ExitCode.FAILURE, debug ? e?.stack : undefined);
+  return ExitCode.FAILURE;
+}
+
+function causeChain(err: unknown): string | undefined {
+  const parts: string[] = [];
+  let c = (err as { cause?: unknown }).cause;
+  while (c) {
+    parts.push(`  caused by: ${(c as Error).stack ?? String(c)}`);
+    c = (c as { cause?: unknown }).cause;
+  }
+  return parts.length ? parts.join('\n') : undefined;
+}
+
+/** mergeOptions applies defaults < INI < command line and checks what applies to every action. */
+export function mergeOptions(cli: Raw, subcommand?: ActionName): AgentOptions {
+  const merged: Raw = defaults();
+  let storages: AgentOptions['storages'] = [];
+  const extra: Raw = {};
+  if (typeof cli.config === 'string') {
+    const ini = readIni(cli.config);
+    Object.assign(merged, ini.values);
+    storages = ini.storages;
+    for (const k of ini.unknown) extra[k] = ini.values[k];
+  }
+  Object.assign(merged, cli);
+  if (subcommand) {
+    if (cli.action !== undefined && cli.action !== subcommand) {
+      throw new UsageError(`--action ${String(cli.action)} contradicts the subcommand '${subcommand}'`);
+    }
+    merged.action = subcommand;
+  }
+  if (!ACTIONS.includes(merged.action as ActionName)) {
+    throw new UsageError(`--action must be one of ${ACTIONS.join(', ')}; got '${String(merged.action)}'`);
+  }
+  const o = merged as unknown as AgentOptions;
+  o.hostname = (merged.hostname as string | undefined) || osHostname();
+  o.exclude = (merged.exclude as string[] | undefined) ?? [];
+  o.storages = storages;
+  o.extra = extra;
+  if (cli.no_incremental === true || merged.no_incremental === true) o.incremental = false;
+  if (o.container && o.storage === 'local') o.container = resolve(o.container);
+  for (const s of o.storages) if (s.storage === 'local') s.container = resolve(s.container);
+  if (o.max_level !== undefined && o.max_level < 1) throw new UsageError('--max-level must be at least 1');
+  if (o.always_level !== undefined && o.always_level < 1) throw new UsageError('--always-level must be at least 1');
+  if (o.restart_always_level !== undefined && o.restart_always_level <= 0) throw new UsageError('--restart-always-level must be a positive number of days');
+  if (o.remove_older_than !== undefined && o.remove_older_than < 0) throw new UsageError('--remove-older-than must not be negative');
+  return o;
+}

@@ -1,0 +1,248 @@
+/**
+ * LocalStorage: a container that is a directory (Freezer's `--storage local`), keys are relative paths.
+ *
+ * Model: one file per object, written in place as it streams (Freezer appends each segment to `data`),
+ * fsynced before put() returns so a metadata file written afterwards never points at data still in the
+ * page cache. Small objects (metadata, engine_metadata) are written atomically: temp file, fsync, rename,
+ * fsync of the directory. Reads come in `chunkSize` pieces (Freezer reads back in max_segment_size).
+ * Keys never leave the container: absolute keys, '..', '.', empty components and NUL are rejected.
+ * System errors become StorageError with a short reason ("no space left on device").
+ */
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fsp } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { NotFoundError, StorageError, UsageError, errnoMessage } from '../../errors.js';
+import type { StorageDriver } from '../driver.js';
+
+/** DEFAULT_CHUNK: 32 MiB, Freezer's default max_segment_size, used when get() is given no chunkSize. */
+const DEFAULT_CHUNK = 32 * 1024 * 1024;
+/** EOF_PROBE: read size used past the size seen at open, to find the end without a chunk-sized buffer. */
+const EOF_PROBE = 64 * 1024;
+
+export class LocalStorage implements StorageDriver {
+  readonly kind = 'local';
+  readonly container: string;
+
+  /** `container` must be an absolute directory path (it is created by ensureWritable). */
+  constructor(container: string) {
+    if (typeof container !== 'string' || container.length === 0 || !isAbsolute(container)) {
+      throw new UsageError(`local storage needs an absolute container directory, not '${String(container)}'`);
+    }
+    this.container = resolve(container);
+  }
+
+  /** path maps a key to its file, refusing anything that could leave the container. */
+  #path(key: string, allowRoot = false): string {
+    if (typeof key !== 'string' || key.includes('\0') || key.startsWith('/')) throw badKey(key);
+    if (key === '' || key === '/') {
+      if (allowRoot) return this.container;
+      throw badKey(key);
+    }
+    const parts = key.replace(/\/+$/, '').split('/');
+    if (parts.some((p) => p === '' || p === '.' || p === '..')) throw badKey(key);
+    return join(this.container, ...parts);
+  }
+
+  async ensureWritable(): Promise<void> {
+    try {
+      await fsp.mkdir(this.container, { recursive: true });
+      await fsp.access(this.container, constants.W_OK | constants.X_OK);
+    } catch (err) {
+      throw new StorageError(`container ${this.container} is not writable: ${errnoMessage(err)}`, { cause: err });
+    }
+  }
+
+  async put(key: string, source: AsyncIterable<Buffer>, options: { signal?: AbortSignal } = {}): Promise<{ size: number }> {
+    const file = this.#path(key);
+    const signal = options.signal;
+    const what = `cannot write ${key}`;
+    await io(what, fsp.mkdir(dirname(file), { recursive: true }));
+    let fh: fsp.FileHandle | undefined = await io(what, fsp.open(file, 'w'));
+    let size = 0;
+    try {
+      // Errors of `source` (upstream stages, abort) pass through as they are; only file I/O is wrapped.
+      for await (const buf of source) {
+        if (signal?.aborted) throw signal.reason;
+        await io(what, writeAll(fh, buf));
+        size += buf.length;
+      }
+      await io(what, fh.sync());
+      await io(what, fh.close());
+      fh = undefined;
+      await io(what, syncDir(dirname(file)));
+      return { size };
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      // A failed put leaves no partial object behind (it would only waste space: nothing refers to it).
+      await fsp.rm(file, { force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async putSmall(key: string, data: Buffer): Promise<void> {
+    const file = this.#path(key);
+    const dir = dirname(file);
+    const tmp = join(dir, `.${file.slice(dir.length + 1)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    try {
+      await fsp.mkdir(dir, { recursive: true });
+      const fh = await fsp.open(tmp, 'w');
+      try {
+        await writeAll(fh, data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, file);
+      await syncDir(dir);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      throw storageError(`cannot write ${key}`, err);
+    }
+  }
+
+  get(key: string, options: { chunkSize?: number; signal?: AbortSignal } = {}): AsyncIterable<Buffer> {
+    const file = this.#path(key);
+    const chunk = options.chunkSize ?? DEFAULT_CHUNK;
+    if (!Number.isSafeInteger(chunk) || chunk < 1) throw new RangeError('chunkSize must be a positive integer');
+    const signal = options.signal;
+    return {
+      async *[Symbol.asyncIterator]() {
+        let fh: fsp.FileHandle;
+        let left: number;
+        try {
+          fh = await fsp.open(file, 'r');
+          left = (await fh.stat()).size;
+        } catch (err) {
+          throw missingOr(key, err);
+        }
+        try {
+          for (;;) {
+            if (signal?.aborted) throw signal.reason;
+            // A fresh buffer per chunk (the consumer keeps it), sized to what is left so a small object
+            // does not cost a whole chunk; past the size seen at open, small probes find EOF (or growth).
+            const buf = Buffer.allocUnsafe(left > 0 ? Math.min(chunk, left) : Math.min(chunk, EOF_PROBE));
+            let n = 0;
+            while (n < buf.length) {
+              const { bytesRead } = await readOrFail(fh, buf, n, key);
+              if (bytesRead === 0) break;
+              n += bytesRead;
+            }
+            left -= n;
+            if (n > 0) yield n === buf.length ? buf : Buffer.from(buf.subarray(0, n));
+            if (n < buf.length) return;
+          }
+        } finally {
+          await fh.close().catch(() => undefined);
+        }
+      },
+    };
+  }
+
+  async getSmall(key: string): Promise<Buffer> {
+    const file = this.#path(key);
+    try {
+      return await fsp.readFile(file);
+    } catch (err) {
+      throw missingOr(key, err);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await fsp.lstat(this.#path(key));
+      return true;
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw storageError(`cannot read ${key}`, err);
+    }
+  }
+
+  async size(key: string): Promise<number> {
+    try {
+      return (await fsp.stat(this.#path(key))).size;
+    } catch (err) {
+      throw missingOr(key, err);
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    try {
+      // Dot names are floe's temp files (putSmall); Freezer's layout has none.
+      const names = await fsp.readdir(this.#path(prefix, true));
+      return names.filter((n) => !n.startsWith('.')).sort();
+    } catch (err) {
+      if (isMissing(err)) return [];
+      throw storageError(`cannot list ${prefix || '/'}`, err);
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    try {
+      await fsp.rm(this.#path(key), { recursive: true, force: true });
+    } catch (err) {
+      throw storageError(`cannot remove ${key}`, err);
+    }
+  }
+}
+
+/** io awaits a file operation and turns its system error into a StorageError ("cannot write X: ..."). */
+async function io<T>(what: string, op: Promise<T>): Promise<T> {
+  try {
+    return await op;
+  } catch (err) {
+    throw storageError(what, err);
+  }
+}
+
+async function writeAll(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}
+
+async function readOrFail(fh: fsp.FileHandle, buf: Buffer, at: number, key: string): Promise<{ bytesRead: number }> {
+  try {
+    return await fh.read(buf, at, buf.length - at);
+  } catch (err) {
+    throw storageError(`cannot read ${key}`, err);
+  }
+}
+
+/** syncDir makes a new or renamed directory entry durable. Filesystems that cannot fsync a directory are skipped. */
+async function syncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EBADF') throw err;
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+function badKey(key: string): UsageError {
+  return new UsageError(`invalid storage key '${key}': keys are relative paths inside the container`);
+}
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function missingOr(key: string, err: unknown): Error {
+  if (isMissing(err)) return new NotFoundError(`object ${key} not found in storage`, { cause: err });
+  return storageError(`cannot read ${key}`, err);
+}
+
+/** storageError wraps a system error; FloeErrors and aborts (from the source stream) pass through unchanged. */
+function storageError(what: string, err: unknown): Error {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.code === 'string' && typeof e.syscall === 'string') {
+    return new StorageError(`${what}: ${errnoMessage(err)}`, { cause: err });
+  }
+  return err as Error;
+}

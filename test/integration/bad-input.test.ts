@@ -1,0 +1,298 @@
+/**
+ * Bad input and damaged storage through the CLI. Every case must:
+ * - exit with its documented code (docs/exit-codes.md, engine/errors.ts ExitCode);
+ * - print exactly one line on stderr, starting with `floe: `, and no stack trace;
+ * - leave earlier backups restorable (checked after every case);
+ * - for a failed restore, leave no file with partial content under its real name;
+ * - for a failed backup, leave no visible backup.
+ * Damage is always done to a copy of a good store.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, inCI, listStored, missingReason, removeDir, runFloe, tempDir, type RunOptions, type RunResult } from '../helpers/peers.js';
+import { compareTrees, createTree, isRoot, snapshotTree, type TreeSnapshot } from '../helpers/tree.js';
+
+/** Exit codes, as documented in docs/exit-codes.md. */
+const EXIT = { USAGE: 2, NOT_FOUND: 3, BAD_PASSWORD: 4, INTEGRITY: 5, STORAGE: 6, TARGET_NOT_EMPTY: 7, SOURCE: 8 } as const;
+const HOST = 'bad-host';
+
+let root = '';
+let src = '';
+let store = '';
+let passFile = '';
+let source: TreeSnapshot = {};
+
+interface Good {
+  name: string;
+  compression: string;
+  encrypt: boolean;
+}
+const GOOD: Good[] = [
+  { name: 'plain', compression: 'gzip', encrypt: false },
+  { name: 'enc', compression: 'gzip', encrypt: true },
+  { name: 'enc-none', compression: 'none', encrypt: true },
+];
+const good = (name: string) => GOOD.find((g) => g.name === name)!;
+
+function backupArgs(g: Good, container = store, path = src): string[] {
+  return [
+    'backup', '--path-to-backup', path, '--container', container, '--backup-name', g.name, '--hostname', HOST,
+    '--storage', 'local', '--compression', g.compression, ...(g.encrypt ? ['--encrypt-pass-file', passFile] : []),
+  ];
+}
+
+function restoreArgs(g: Good, dir: string, container = store, pass: string | undefined = g.encrypt ? passFile : undefined): string[] {
+  return [
+    'restore', '--restore-abs-path', dir, '--container', container, '--backup-name', g.name, '--hostname', HOST,
+    '--storage', 'local', ...(pass ? ['--encrypt-pass-file', pass] : []),
+  ];
+}
+
+/** assertFailure: the documented exit code, one `floe: ` line on stderr, no stack trace anywhere. */
+function assertFailure(r: RunResult, code: number, what: string): void {
+  assert.ok(r.code === code, `${what}: expected exit ${code}, got ${describe(r)}`);
+  assert.ok(/^floe: [^\n]+\n?$/.test(r.stderr), `${what}: stderr must be exactly one line starting with "floe: ", got:\n${r.stderr}`);
+  assert.not.ok(`${r.stdout}\n${r.stderr}`.includes('    at '), `${what}: a stack trace was printed:\n${r.stderr}`);
+}
+
+let dirCount = 0;
+async function freshDir(tag: string): Promise<string> {
+  const dir = join(root, 'dirs', `${++dirCount}-${tag}`);
+  await fs.mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** assertGoodBackupsRestore: every good backup in the original store still restores to the source. */
+async function assertGoodBackupsRestore(what: string): Promise<void> {
+  for (const g of GOOD) {
+    const dir = await freshDir(`verify-${g.name}`);
+    const r = await runFloe(restoreArgs(g, dir));
+    assert.ok(r.code === 0, `after ${what}: good backup ${g.name} no longer restores: ${describe(r)}`);
+    const diffs = compareTrees(source, await snapshotTree(dir), { ignore: ['sparse'] });
+    assert.ok(diffs.length === 0, `after ${what}: good backup ${g.name} restores differently:\n  ${diffs.join('\n  ')}`);
+    await removeDir(dir);
+  }
+}
+
+/** assertNoPartialFiles: every regular file in `dir` is complete (same content as in the source). */
+async function assertNoPartialFiles(dir: string, what: string): Promise<void> {
+  const got = await snapshotTree(dir);
+  const bad = Object.entries(got)
+    .filter(([p, e]) => e.type === 'file' && source[p]?.type === 'file' && source[p]!.sha256 !== e.sha256)
+    .map(([p, e]) => `${p} (${e.size} of ${source[p]!.size} bytes)`);
+  assert.ok(bad.length === 0, `${what}: partial files left under their real names: ${bad.join(', ')}`);
+}
+
+/** copyStore makes a damageable copy of the good store; returns it and the data dir of backup `name`. */
+async function copyStore(name: string): Promise<{ container: string; dataDir: string; metadataFile: string }> {
+  const container = join(root, 'copies', `${++dirCount}-${name}`);
+  await fs.mkdir(join(root, 'copies'), { recursive: true });
+  await fs.cp(store, container, { recursive: true });
+  const [b] = listStored(container, HOST, name);
+  assert.ok(b, `backup ${name} in the copied store`);
+  return { container, dataDir: b!.dataDir, metadataFile: b!.metadataFile };
+}
+
+async function failedRestore(g: Good, container: string, code: number, what: string, pass?: string, options: RunOptions = {}): Promise<void> {
+  const dir = await freshDir(what.replace(/\W+/g, '-'));
+  const r = await runFloe(restoreArgs(g, dir, container, pass ?? (g.encrypt ? passFile : undefined)), options);
+  assertFailure(r, code, what);
+  await assertNoPartialFiles(dir, what);
+}
+
+test('setup: a tree and good backups', async () => {
+  root = await tempDir('bad-input');
+  src = join(root, 'src');
+  store = join(root, 'store');
+  passFile = join(root, 'pass');
+  await fs.writeFile(passFile, 'the right password\n');
+  await createTree(src, {
+    'a.txt': 'alpha\n',
+    'sub/b.bin': { type: 'file', random: 300 * 1024, seed: 31 },
+    'sub/c.txt': { type: 'file', text: 200 * 1024, seed: 32 },
+    'sub/deeper/d.bin': { type: 'file', random: 150 * 1024, seed: 33 },
+    'z-last.bin': { type: 'file', random: 100 * 1024, seed: 34 },
+  });
+  source = await snapshotTree(src);
+  for (const g of GOOD) {
+    const r = await runFloe(backupArgs(g));
+    assert.ok(r.code === 0, `good backup ${g.name}: ${describe(r)}`);
+  }
+  await assertGoodBackupsRestore('setup');
+});
+
+test('wrong password', async () => {
+  const wrong = join(root, 'wrong-pass');
+  await fs.writeFile(wrong, 'not the password\n');
+  for (const name of ['enc', 'enc-none']) await failedRestore(good(name), store, EXIT.BAD_PASSWORD, `restore ${name} with a wrong password`, wrong);
+  await assertGoodBackupsRestore('wrong password');
+});
+
+test('missing pass file; encrypted backup restored without one', async () => {
+  const missing = join(root, 'no-such-pass-file');
+  await failedRestore(good('enc'), store, EXIT.BAD_PASSWORD, 'restore with a missing pass file', missing);
+  const r = await runFloe(restoreArgs(good('enc'), await freshDir('no-pass'), store, ''));
+  assertFailure(r, EXIT.BAD_PASSWORD, 'restore of an encrypted backup without --encrypt-pass-file');
+  const b = await runFloe(['backup', '--path-to-backup', src, '--container', store, '--backup-name', 'nopass', '--hostname', HOST, '--storage', 'local', '--encrypt-pass-file', missing]);
+  assertFailure(b, EXIT.BAD_PASSWORD, 'backup with a missing pass file');
+  assert.equal(listStored(store, HOST, 'nopass'), [], 'the failed backup is not visible');
+  await assertGoodBackupsRestore('missing pass file');
+});
+
+test('missing path to back up', async () => {
+  const r = await runFloe(backupArgs({ name: 'missing-src', compression: 'gzip', encrypt: false }, store, join(root, 'does-not-exist')));
+  assertFailure(r, EXIT.SOURCE, 'backup of a missing path');
+  assert.equal(listStored(store, HOST, 'missing-src'), []);
+  await assertGoodBackupsRestore('missing path');
+});
+
+test('unreadable path to back up', async () => {
+  if (isRoot && missingReason('setpriv')) {
+    assert.not.ok(inCI, `setpriv is needed to drop root's file-permission bypass: ${missingReason('setpriv')}`);
+    console.log('  skip: unreadable path as root needs setpriv');
+    return;
+  }
+  const locked = join(root, 'locked');
+  await createTree(locked, { 'secret.txt': 'secret\n' });
+  await fs.chmod(locked, 0o000);
+  try {
+    const r = await runFloe(backupArgs({ name: 'locked', compression: 'gzip', encrypt: false }, store, locked), { unprivileged: true });
+    assertFailure(r, EXIT.SOURCE, 'backup of an unreadable directory');
+  } finally {
+    await fs.chmod(locked, 0o755);
+  }
+  assert.equal(listStored(store, HOST, 'locked'), []);
+  await assertGoodBackupsRestore('unreadable path');
+});
+
+test('container that cannot be written', async () => {
+  // A container path that is a regular file: no mkdir under it succeeds, even as root.
+  const file = join(root, 'container-is-a-file');
+  await fs.writeFile(file, 'not a directory\n');
+  const r = await runFloe(backupArgs({ name: 'nowrite', compression: 'gzip', encrypt: false }, file));
+  assertFailure(r, EXIT.STORAGE, 'backup into a container that is a file');
+  // A read-only directory (mode 555); as root, without the permission bypass.
+  if (!isRoot || !missingReason('setpriv')) {
+    const ro = join(root, 'read-only-store');
+    await fs.mkdir(ro);
+    await fs.chmod(ro, 0o555);
+    try {
+      const r2 = await runFloe(backupArgs({ name: 'nowrite', compression: 'gzip', encrypt: false }, ro), { unprivileged: true });
+      assertFailure(r2, EXIT.STORAGE, 'backup into a read-only container');
+    } finally {
+      await fs.chmod(ro, 0o755);
+    }
+    assert.equal(listStored(ro, HOST, 'nowrite'), []);
+  }
+  await assertGoodBackupsRestore('non-writable container');
+});
+
+test('restore into a non-empty directory without --overwrite', async () => {
+  const dir = await freshDir('non-empty');
+  await fs.writeFile(join(dir, 'a.txt'), 'mine, keep me\n');
+  const r = await runFloe(restoreArgs(good('plain'), dir));
+  assertFailure(r, EXIT.TARGET_NOT_EMPTY, 'restore into a non-empty directory');
+  assert.is(await fs.readFile(join(dir, 'a.txt'), 'utf8'), 'mine, keep me\n', 'existing file untouched');
+  assert.equal(await fs.readdir(dir), ['a.txt'], 'nothing else written');
+  await assertGoodBackupsRestore('non-empty target');
+});
+
+test('unparsable --restore-from-date', async () => {
+  for (const date of ['yesterday', '2026-13-45T99:00:00', '2026-01-01 12:00:00x']) {
+    const dir = await freshDir('bad-date');
+    const r = await runFloe([...restoreArgs(good('plain'), dir), '--restore-from-date', date]);
+    assertFailure(r, EXIT.USAGE, `--restore-from-date ${date}`);
+    assert.equal(await fs.readdir(dir), []);
+  }
+});
+
+test('unknown backup name', async () => {
+  await failedRestore({ name: 'no-such-backup', compression: 'gzip', encrypt: false }, store, EXIT.NOT_FOUND, 'restore of an unknown backup name');
+  await assertGoodBackupsRestore('unknown name');
+});
+
+test('truncated data file', async () => {
+  for (const name of ['plain', 'enc']) {
+    const copy = await copyStore(name);
+    const data = join(copy.dataDir, 'data');
+    const { size } = await fs.stat(data);
+    await fs.truncate(data, Math.floor(size / 2));
+    await failedRestore(good(name), copy.container, EXIT.INTEGRITY, `restore of ${name} with its data truncated to half`);
+  }
+  await assertGoodBackupsRestore('truncated data');
+});
+
+async function flipByte(file: string, where: 'middle' | 'last'): Promise<void> {
+  const fh = await fs.open(file, 'r+');
+  try {
+    const { size } = await fh.stat();
+    const at = where === 'last' ? size - 1 : Math.floor(size / 2);
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0] = b[0]! ^ 0x01;
+    await fh.write(b, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
+}
+
+test('tampered data: one flipped bit, without and with encryption', async () => {
+  const cases: Array<[string, 'middle' | 'last']> = [['plain', 'middle'], ['enc', 'middle'], ['enc', 'last'], ['enc-none', 'last'], ['enc-none', 'middle']];
+  for (const [name, where] of cases) {
+    const copy = await copyStore(name);
+    await flipByte(join(copy.dataDir, 'data'), where);
+    await failedRestore(good(name), copy.container, EXIT.INTEGRITY, `restore of ${name} with a bit flipped in the ${where} of its data`);
+  }
+  await assertGoodBackupsRestore('tampered data');
+});
+
+test('corrupted metadata file', async () => {
+  const copy = await copyStore('plain');
+  await fs.writeFile(copy.metadataFile, '{"engine_name": "tar", "compression": "gz');
+  await failedRestore(good('plain'), copy.container, EXIT.INTEGRITY, 'restore with a corrupted metadata file');
+  await assertGoodBackupsRestore('corrupted metadata');
+});
+
+test('full disk: the backup fails, earlier backups on that disk still restore', async () => {
+  if (!isRoot) {
+    console.log('  skip: full disk needs root (mount -t tmpfs)');
+    return;
+  }
+  const mnt = join(root, 'small-disk');
+  await fs.mkdir(mnt);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { stdio: 'pipe' });
+  } catch (err) {
+    console.log(`  skip: cannot mount a tmpfs here: ${String((err as Error).message).split('\n')[0]}`);
+    return;
+  }
+  try {
+    const small = join(root, 'small-src');
+    await createTree(small, { 'small.txt': 'fits on the small disk\n' });
+    const smallSnap = await snapshotTree(small);
+    const g: Good = { name: 'disk', compression: 'none', encrypt: false };
+    const ok = await runFloe(backupArgs(g, mnt, small));
+    assert.ok(ok.code === 0, `small backup onto the small disk: ${describe(ok)}`);
+    const big = join(root, 'big-src');
+    await createTree(big, { 'big.bin': { type: 'file', random: 3 * 1024 * 1024, seed: 41 } });
+    const full = await runFloe(backupArgs({ ...g, name: 'disk-big' }, mnt, big));
+    assertFailure(full, EXIT.STORAGE, 'backup onto a full disk');
+    assert.equal(listStored(mnt, HOST, 'disk-big'), [], 'the failed backup is not visible');
+    const dir = await freshDir('after-full');
+    const r = await runFloe(restoreArgs(g, dir, mnt));
+    assert.ok(r.code === 0, `earlier backup on the full disk: ${describe(r)}`);
+    assert.equal(compareTrees(smallSnap, await snapshotTree(dir)), []);
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
+  await assertGoodBackupsRestore('full disk');
+});
+
+test('cleanup', async () => {
+  if (root) await removeDir(root);
+});
+
+test.run();
