@@ -11,7 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { constants, promises as fsp } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { platform } from 'node:os';
 import { BadPasswordError, SourceError, UsageError, errnoMessage } from '../errors.js';
 import { AgentOptions } from '../cli/parse.js';
@@ -22,14 +22,13 @@ import { runStages, rechunk, Stage } from '../pipeline/stages.js';
 import { createTarBackup, estimateTree } from '../archive/tar/index.js';
 import { compressStage } from '../transform/compress.js';
 import { encryptStage, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
-import { IntegrityRecord, sealStage } from '../transform/integrity.js';
+import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.js';
 import { StorageDriver } from '../storage/driver.js';
 import { MultiStorage } from '../storage/multi.js';
 import { BackupId, dataKey, engineMetadataKey, formatMetadata, metadataKey } from '../storage/layout.js';
 import { treeChecksum } from '../source/checksum.js';
 import { ENGINE, Located, formatDate, hostnameBackupName, listAll, openStorages, password, readMetadata, sleep } from './common.js';
 import { FLOE_FORMAT_VERSION, FloeRecord, SealKeys, newSealKeys, objectIds, openRecord, sealDocument } from './seal.js';
-import { verifyStage } from '../transform/integrity.js';
 
 export interface BackupResult {
   /** Freezer's agent result document (reference/freezer.md §2.6), with the real level. */
@@ -112,7 +111,6 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
 }
 
 async function checkSource(path: string): Promise<string> {
-  const { resolve } = await import('node:path');
   const root = resolve(path);
   try {
     const st = await fsp.stat(root);
@@ -236,6 +234,5 @@ function resultDocument(
   doc.stored_bytes = s.stored;
   doc.duration = Math.round(s.duration * 1000) / 1000;
   doc.warnings = s.warnings;
-  doc.backup_path = basename(o.path_to_backup ?? '');
   return doc;
 }

@@ -18,7 +18,7 @@ import { Compression, decompressStage } from '../transform/compress.js';
 import { decryptStage } from '../transform/encrypt.js';
 import { verifyStage } from '../transform/integrity.js';
 import { dataKey } from '../storage/layout.js';
-import { checksumMatches, treeChecksum } from '../source/checksum.js';
+import { checksumMatches, checksumTargetPath, treeChecksum } from '../source/checksum.js';
 import { COMPRESSIONS } from '../cli/options.js';
 import { ENGINE, Located, formatDate, hostnameBackupName, listAll, notFound, openStorages, parseDate, password, readMetadata } from './common.js';
 import { FloeRecord, objectIds, openRecord } from './seal.js';
@@ -89,7 +89,7 @@ export async function restore(o: AgentOptions, out: Output, signal: AbortSignal)
   }
   let checked = '';
   if (o.consistency_checksum && !o.dry_run) {
-    const actual = await treeChecksum(target);
+    const actual = await treeChecksum(checksumTargetPath(target, o.consistency_checksum));
     if (!checksumMatches(o.consistency_checksum, actual)) {
       throw new ChecksumMismatchError(`consistency check failed: restored tree checksum ${actual} differs from ${o.consistency_checksum}`);
     }

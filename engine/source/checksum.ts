@@ -161,10 +161,10 @@ class ChecksumRun {
       const rel = stack.pop()!;
       const full = realPath(topBytes, rel);
       const listing = await listDir(full);
-      if (listing === undefined) {
+      if ('error' in listing) {
         // os.walk skips what it cannot list. For the top directory Freezer fails its chdir or silently
         // checksums nothing: an error is the useful answer.
-        if (rel.length === 1) throw cannotRead(top, Object.assign(new Error('cannot list'), { code: 'EACCES' }));
+        if (rel.length === 1) throw cannotRead(top, listing.error);
         continue;
       }
       if (!this.#excluded(rel)) {
@@ -207,16 +207,16 @@ interface Listing {
 
 /**
  * listDir lists a directory in raw readdir order, as Python's scandir does (fs.readdir would sort it:
- * libuv's scandir sorts). Undefined when it cannot be listed.
+ * libuv's scandir sorts), or says why it cannot.
  */
-async function listDir(path: Buffer): Promise<Listing | undefined> {
+async function listDir(path: Buffer): Promise<Listing | { error: unknown }> {
   const listing: Listing = { dirs: [], files: [] };
   let dir: Dir;
   try {
     // encoding 'buffer' is supported at run time (names as Buffers) but missing from the typings.
     dir = await opendir(path, { encoding: 'buffer' as BufferEncoding });
-  } catch {
-    return undefined;
+  } catch (error) {
+    return { error };
   }
   try {
     for await (const entry of dir as AsyncIterable<Dirent>) {
@@ -232,8 +232,8 @@ async function listDir(path: Buffer): Promise<Listing | undefined> {
         listing.files.push({ name, isLink: false });
       }
     }
-  } catch {
-    return undefined; // os.walk drops a directory whose listing fails half-way
+  } catch (error) {
+    return { error }; // os.walk drops a directory whose listing fails half-way
   }
   return listing;
 }
@@ -265,7 +265,7 @@ function cannotRead(path: string | Buffer, err: unknown): SourceError {
  * pythonDecode decodes file-system bytes as Python does (UTF-8, errors='surrogateescape'): every byte
  * that is not part of a well-formed UTF-8 sequence becomes the lone surrogate U+DC80..U+DCFF.
  */
-export function pythonDecode(bytes: Buffer): string {
+function pythonDecode(bytes: Buffer): string {
   let out = '';
   for (let i = 0; i < bytes.length;) {
     const len = utf8SequenceLength(bytes, i);

@@ -64,35 +64,6 @@ export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (
   return out;
 }
 
-/**
- * prefetchOrdered maps `source` through `fn` with up to `depth` calls running ahead of the consumer, and
- * yields the results in source order. Memory: at most `depth` results pending. Errors from `fn` surface
- * when their item is reached.
- */
-export async function* prefetchOrdered<T, R>(source: Iterable<T>, depth: number, fn: (item: T) => Promise<R>): AsyncGenerator<R> {
-  const pending: Promise<R>[] = [];
-  const it = source[Symbol.iterator]();
-  let exhausted = false;
-  const fill = () => {
-    while (!exhausted && pending.length < depth) {
-      const r = it.next();
-      if (r.done) {
-        exhausted = true;
-        break;
-      }
-      const p = fn(r.value);
-      p.catch(() => undefined); // handled when reached; avoid unhandled-rejection noise meanwhile
-      pending.push(p);
-    }
-  };
-  fill();
-  while (pending.length > 0) {
-    const result = await pending.shift()!;
-    fill();
-    yield result;
-  }
-}
-
 /** isVanished: the error means the file disappeared (or was replaced) between listing and use. */
 export function isVanished(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException)?.code;

@@ -105,6 +105,7 @@ export interface RunResult {
 }
 
 export interface RunOptions {
+  /** Working directory; default the OS temp dir (never the repo: stray files must not land in it). */
   cwd?: string;
   /** Added to (and overriding) the inherited environment. */
   env?: Record<string, string | undefined>;
@@ -131,7 +132,7 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
   }
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, {
-      cwd: options.cwd ?? REPO_ROOT,
+      cwd: options.cwd ?? tmpdir(),
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
       uid: options.uid,

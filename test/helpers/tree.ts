@@ -3,8 +3,8 @@
  * descriptions, and mutate them between incremental backups.
  *
  * Model: a TreeSpec maps relative paths to entries (a string value is a text file). `createTree` makes
- * parents as needed, then applies owners, modes and mtimes last, directories deepest first, so the mtimes
- * it sets are the ones a snapshot sees. Every entry has a fixed mtime unless a mutation touched it.
+ * parents as needed, then applies owners, modes and mtimes once everything exists, so the mtimes it sets
+ * are the ones a snapshot sees. Every entry has a fixed mtime unless a mutation touched it.
  * `snapshotTree` describes every entry (lstat, never following links) by relative path; `compareTrees`
  * lists the differences in words. Entries that need root (char devices, foreign owners) are skipped, and
  * reported, when not root.
@@ -66,10 +66,11 @@ export async function createTree(dir: string, spec: TreeSpec = standardTree()): 
     }
     await makeEntry(dir, path, e);
   }
-  // Attributes last: chown before chmod (chown clears setuid), then mtimes, directories deepest first.
-  const withAttrs = entries.filter(([, e]) => e.type !== 'hardlink' && !(e.type === 'chardev' && !isRoot));
+  // Attributes last, once nothing more is created in any directory: chown before chmod (chown clears
+  // setuid), then mtimes (a hard link shares its target's).
+  const withAttrs = entries.filter((x): x is [string, Exclude<EntrySpec, { type: 'hardlink' }>] =>
+    x[1].type !== 'hardlink' && !(x[1].type === 'chardev' && !isRoot));
   for (const [rel, e] of withAttrs) {
-    if (e.type === 'hardlink') continue;
     const path = join(dir, rel);
     if (e.uid !== undefined || e.gid !== undefined) {
       if (isRoot) await fs.lchown(path, e.uid ?? 0, e.gid ?? 0);
@@ -77,29 +78,15 @@ export async function createTree(dir: string, spec: TreeSpec = standardTree()): 
     }
     if (e.type !== 'symlink') await fs.chmod(path, e.mode ?? defaultMode(e.type));
   }
-  const byDepth = [...withAttrs].sort((a, b) => depth(b[0]) - depth(a[0]) || dirFirst(a[1]) - dirFirst(b[1]));
-  for (const [rel, e] of byDepth) {
-    if (e.type === 'hardlink') continue;
-    const t = e.mtime ?? DEFAULT_MTIME;
-    await fs.lutimes(join(dir, rel), t, t);
-  }
+  for (const [rel, e] of withAttrs) await fs.lutimes(join(dir, rel), e.mtime ?? DEFAULT_MTIME, e.mtime ?? DEFAULT_MTIME);
   // Parents created implicitly (not in the spec) get the default mtime too.
-  for (const d of implicitDirs(spec).sort((a, b) => depth(b) - depth(a))) await fs.lutimes(join(dir, d), DEFAULT_MTIME, DEFAULT_MTIME);
+  for (const d of implicitDirs(spec)) await fs.lutimes(join(dir, d), DEFAULT_MTIME, DEFAULT_MTIME);
   if (!('.' in spec)) await fs.lutimes(dir, DEFAULT_MTIME, DEFAULT_MTIME);
   return { skipped };
 }
 
 function defaultMode(type: EntrySpec['type']): number {
   return type === 'dir' ? 0o755 : 0o644;
-}
-
-function depth(rel: string): number {
-  return rel === '.' ? -1 : rel.split('/').length;
-}
-
-/** dirFirst orders, at one depth, non-directories before directories (a child's mtime before its parent's). */
-function dirFirst(e: EntrySpec): number {
-  return e.type === 'dir' ? 1 : 0;
 }
 
 function implicitDirs(spec: TreeSpec): string[] {

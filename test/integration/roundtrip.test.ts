@@ -90,6 +90,8 @@ const CHANGES: Array<(src: string) => Promise<void>> = [
 let root = '';
 let src = '';
 let passFile = '';
+/** cwd: floe's working directory in this suite; a restore must write nothing there. */
+let cwd = '';
 const snapshots: TreeSnapshot[] = [];
 /** Per configuration: the timestamp of each round's backup, or the failure that stopped it. */
 const stamps = new Map<string, number[]>();
@@ -127,6 +129,8 @@ test('setup: source tree with every file type', async () => {
   root = await tempDir('roundtrip');
   src = join(root, 'src');
   passFile = join(root, 'pass');
+  cwd = join(root, 'cwd');
+  await fs.mkdir(cwd);
   await fs.writeFile(passFile, `${PASSWORD}\n`);
   await createTree(src, {
     ...standardTree({ big: 512 * 1024, text: 256 * 1024 }),
@@ -148,7 +152,7 @@ test('backup: four rounds for every configuration', async () => {
     await mapLimit(CONFIGS, 2, async (cfg) => {
       if (failures.has(cfg.name)) return;
       await gaps.wait(cfg.name);
-      const r = await runFloe(backupArgs(cfg, src));
+      const r = await runFloe(backupArgs(cfg, src), { cwd });
       gaps.done(cfg.name);
       const problem = r.code !== 0 ? `round ${round} backup failed: ${describe(r)}` : checkLayout(cfg, round);
       if (problem) failures.set(cfg.name, problem);
@@ -184,7 +188,7 @@ for (const cfg of CONFIGS) {
     await mapLimit(cases, 2, async ({ label, date, round }) => {
       const dir = join(root, 'restore', cfg.name, label);
       await fs.mkdir(dir, { recursive: true });
-      const r = await runFloe(restoreArgs(cfg, dir, date));
+      const r = await runFloe(restoreArgs(cfg, dir, date), { cwd });
       assertOk(r, `restore ${cfg.name} ${label}${date ? ` (--restore-from-date ${date})` : ''}`);
       const expected = cfg.drop ? withoutPaths(snapshots[round]!, cfg.drop) : snapshots[round]!;
       assertSameTree(expected, await snapshotTree(dir), `${cfg.name} ${label}`);
@@ -222,6 +226,8 @@ test('sparse files stay sparse', async () => {
 
 test('--consistency-check: stored checksum is Freezer\'s, restore verifies it', async () => {
   const dir = join(root, 'consistency');
+  // Freezer's checksum follows readdir order, which a restore only reproduces for sure when no directory
+  // holds two files or two subdirectories: this tree is such.
   await createTree(dir, { 'tree/a.txt': 'a\n', 'tree/sub/b.bin': { type: 'file', random: 70_000, seed: 5 }, 'file.txt': 'single\n' });
   const cases = [
     { name: 'consistency-tree', path: join(dir, 'tree') },
@@ -251,6 +257,10 @@ test('restore --dry-run writes nothing', async () => {
   await fs.mkdir(dir);
   assertOk(await runFloe([...restoreArgs(cfg, dir), '--dry-run']), 'dry-run restore');
   assert.equal(await fs.readdir(dir), []);
+});
+
+test('backups and restores wrote nothing in their working directory', async () => {
+  assert.equal(await fs.readdir(cwd), []);
 });
 
 test('cleanup', async () => {

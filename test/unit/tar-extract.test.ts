@@ -18,6 +18,7 @@ import * as assert from 'uvu/assert';
 import { IntegrityError } from '../../engine/errors.js';
 import { extractTar, type ExtractOptions } from '../../engine/archive/tar/extract.js';
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from '../../engine/archive/tar/header.js';
+import { parseIdFile } from '../../engine/source/owners.js';
 
 const isRoot = process.getuid?.() === 0;
 const TAR_EXTRACT = ['--incremental', '--extract', '--ignore-zeros', '--overwrite', '--same-owner', '--preserve-permissions'];
@@ -56,7 +57,7 @@ function describe(root: string): { entries: Record<string, string>; links: strin
     else if (st.isCharacterDevice()) what = `chr ${st.rdev}`;
     else if (st.isBlockDevice()) what = `blk ${st.rdev}`;
     else what = 'other';
-    const mtime = st.isSymbolicLink() ? '' : ` mtime=${Math.floor(st.mtimeMs / 1000)}`;
+    const mtime = ` mtime=${Math.floor(st.mtimeMs / 1000)}`;
     entries[rel || '.'] = `${what} mode=${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}${mtime}`;
     if (st.isDirectory()) for (const n of readdirSync(abs).sort()) walk(rel === '' ? n : `${rel}/${n}`);
   };
@@ -344,6 +345,36 @@ test('overwrite: a file replaces a symlink, a directory replaces a file, and vic
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('owners: names known on this host win over numeric ids, as GNU tar does', async () => {
+  if (!isRoot) return; // chown needs root
+  const dir = tmp();
+  try {
+    const archive = Buffer.concat([
+      member({ name: './', type: '5', mode: 0o755 }),
+      member({ name: './by-name', uid: 5555, gid: 5556, uname: 'daemon', gname: 'daemon' }, 'n'),
+      member({ name: './by-id', uid: 5555, gid: 5556, uname: 'no-such-user-floe', gname: 'no-such-group-floe' }, 'i'),
+      member({ name: './setgid', mode: 0o2755, uid: 1, gid: 1, uname: '', gname: '' }, 's'),
+      END_OF_ARCHIVE,
+    ]);
+    const file = join(dir, 'crafted.tar');
+    writeFileSync(file, archive);
+    const mine = await restoreBoth(dir, [file]);
+    const st = lstatSync(join(mine, 'by-id'));
+    assert.equal([st.uid, st.gid], [5555, 5556]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('parseIdFile: first entry wins, junk lines ignored', () => {
+  const { byName, byId } = parseIdFile('root:x:0:0:root:/root:/bin/bash\n# c\nbad\ntoor:x:0:0::/:/bin/sh\nroot:x:7:7::/:\n+nis\n');
+  assert.is(byName.get('root'), 0);
+  assert.is(byName.get('toor'), 0);
+  assert.is(byId.get(0), 'root');
+  assert.is(byId.get(7), 'root');
+  assert.is(byName.size, 2);
 });
 
 test('sparseAware makes holes for zero blocks of regular files', async () => {

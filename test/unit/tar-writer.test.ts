@@ -5,11 +5,13 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { appendFileSync, createReadStream, truncateSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { SourceError } from '../../engine/errors.js';
 import { createTarBackup, estimateTree, type TarBackupOptions } from '../../engine/archive/tar/writer.js';
+import { extractTar } from '../../engine/archive/tar/extract.js';
 import { decodeHeader, padding } from '../../engine/archive/tar/header.js';
 import {
   compareTrees, createTree, isRoot, mutate, snapshotTree, standardTree, withoutPaths, type TreeSpec,
@@ -226,6 +228,52 @@ test('a level 0 is byte-identical to GNU tar --listed-incremental (atime aside),
   }
 });
 
+test("floe's own extractor restores floe's levels too", async () => {
+  const work = await tempDir('tarw');
+  try {
+    const src = join(work, 'src');
+    await createTree(src, standardTree({ big: 512 * 1024 }));
+    const l0 = await backup(work, src);
+    await mutate.renameDir(src, 'data/nested', 'data/moved');
+    await mutate.delete(src, 'README.txt');
+    await mutate.add(src, 'added.txt', 'added\n');
+    const l1 = await backup(work, src, { previous: l0.snapshot });
+    const out = join(work, 'out');
+    for (const l of [l0, l1]) {
+      await extractTar(createReadStream(l.file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, { target: out, incremental: true });
+    }
+    await expectSame(src, out);
+  } finally {
+    await removeDir(work);
+  }
+});
+
+test('--one-file-system: a mount point is listed, not entered (as tar)', async () => {
+  const work = await tempDir('tarw');
+  const mnt = join(work, 'src', 'mnt');
+  try {
+    await createTree(join(work, 'src'), { 'a.txt': 'a', 'mnt': { type: 'dir' } });
+    const m = await run('mount', ['-t', 'tmpfs', 'none', mnt]);
+    if (m.code !== 0) {
+      console.log('  skip: cannot mount a tmpfs here');
+      return;
+    }
+    await fs.writeFile(join(mnt, 'inside.txt'), 'other fs');
+    const snap = join(work, 'snap');
+    const tarFile = join(work, 'tar.tar');
+    const r = await run('tar', ['--create', `--listed-incremental=${snap}`, '--one-file-system', '--no-check-device',
+      '-C', join(work, 'src'), '-f', tarFile, '.']);
+    assert.is(r.code, 0, describe(r));
+    const l = await backup(work, join(work, 'src'));
+    assert.equal(await members(l.file), await members(tarFile));
+    assert.ok(l.warnings.some((w) => w.includes('different filesystem')));
+    assert.not.ok((await members(l.file)).some((x) => x.name.includes('inside')));
+  } finally {
+    await run('umount', [mnt]);
+    await removeDir(work);
+  }
+});
+
 test('the stream comes in chunkSize buffers, padded to a 10240-byte record', async () => {
   const work = await tempDir('tarw');
   try {
@@ -297,6 +345,39 @@ test('--dereference variants: soft follows symlinks, hard stores hard links as f
     const hard = await members((await backup(work, src, { dereference: 'hard' })).file);
     assert.equal(hard.filter((m) => m.name === './f.txt' || m.name === './h.txt').map((m) => m.type), ['0', '0']);
     assert.is(hard.find((m) => m.name === './l.txt')?.type, '2');
+  } finally {
+    await removeDir(work);
+  }
+});
+
+test('files that shrink or grow while read: zeros or st.size bytes, and a warning', async () => {
+  const work = await tempDir('tarw');
+  try {
+    const src = join(work, 'src');
+    await createTree(src, {
+      'shrinks-small': 'x'.repeat(5000), 'grows-small': 'y'.repeat(5000),
+      'shrinks-big': { type: 'file', random: 700 * 1024 }, 'grows-big': { type: 'file', random: 700 * 1024 },
+    });
+    const warnings: string[] = [];
+    const onFile = (name: string) => {
+      const path = join(src, name.slice(2));
+      if (name.includes('shrinks')) truncateSync(path, 1000);
+      if (name.includes('grows')) appendFileSync(path, 'more bytes');
+    };
+    const b = createTarBackup({ root: src, exclude: [], dereference: 'none', progress: { onFile, onWarning: (m) => warnings.push(m) } });
+    const file = join(work, 'x.tar');
+    const parts: Buffer[] = [];
+    for await (const c of b.stream) parts.push(c);
+    await fs.writeFile(file, Buffer.concat(parts));
+    assert.is(warnings.length, 4, warnings.join('\n'));
+    const sizes = Object.fromEntries((await members(file)).map((m) => [m.name, m.size]));
+    assert.equal([sizes['./shrinks-small'], sizes['./grows-small'], sizes['./shrinks-big'], sizes['./grows-big']],
+      [5000, 5000, 700 * 1024, 700 * 1024]);
+    const out = join(work, 'out');
+    await restore({ file } as Level, out);
+    const shrunk = await fs.readFile(join(out, 'shrinks-small'));
+    assert.ok(shrunk.subarray(0, 1000).equals(Buffer.from('x'.repeat(1000))) && shrunk.subarray(1000).every((x) => x === 0));
+    assert.is((await fs.readFile(join(out, 'grows-small'), 'utf8')), 'y'.repeat(5000));
   } finally {
     await removeDir(work);
   }

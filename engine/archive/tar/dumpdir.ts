@@ -15,7 +15,7 @@
  * not a directory, or lists it as Y/N... as Y while it is a directory (lstat: symlinks are not followed).
  * A malformed dumpdir disables the purge of that directory (tar prints an error and goes on).
  */
-import { lstat, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export interface DumpdirEntry { kind: string; name: Buffer }
@@ -127,6 +127,10 @@ async function applyRenames(entries: DumpdirEntry[], ctx: PurgeContext): Promise
       }
       if (!(await renameDirectory(src, dst, ctx))) return false;
     }
+  }
+  if (temp !== null) {
+    // the cycle's stand-in is empty again once every R/T pair ran; GNU tar removes it too
+    await rmdir(temp).catch(() => undefined);
   }
   return true;
 }

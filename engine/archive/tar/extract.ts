@@ -19,7 +19,7 @@
  * other per-member problem is a warning (progress.onWarning) and the member is skipped, as tar goes on.
  */
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, fchmodSync, fchownSync, futimesSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, futimesSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { link, lstat, lutimes, lchown, mkdir, open, realpath, rename, rmdir, symlink, unlink, chmod, utimes } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { errnoMessage, FloeError, IntegrityError, InterruptedError, StorageError } from '../../errors.js';
@@ -326,7 +326,7 @@ class Extractor {
   #smallFile(tmp: string, abs: string, h: TarHeader, buf: Buffer): boolean {
     const fd = openSync(tmp, 'wx', 0o600);
     let closed = false;
-    let keepTemp = false;
+    let outcome: 'renamed' | 'blocked' | 'failed' = 'failed';
     try {
       for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, off);
       this.#count(buf.length);
@@ -345,15 +345,15 @@ class Extractor {
       closed = true;
       try {
         renameSync(tmp, abs);
-        return true;
+        outcome = 'renamed';
       } catch (err) {
         if (!isCode(err, 'EEXIST', 'EISDIR', 'ENOTEMPTY')) throw err;
-        keepTemp = true;
-        return false;
+        outcome = 'blocked';
       }
+      return outcome === 'renamed';
     } finally {
       if (!closed) try { closeSync(fd); } catch { /* already failing */ }
-      if (!closed || (!keepTemp && existsSync(tmp))) try { unlinkSync(tmp); } catch { /* best effort */ }
+      if (outcome === 'failed') try { unlinkSync(tmp); } catch { /* best effort */ }
     }
   }
 
