@@ -172,7 +172,7 @@ test('level 0 + level 1 restore matches GNU tar --incremental --extract', async 
       symlinkSync('/nonexistent', join(t, 'stale-dangling'));
     }
     for (const level of ['l0.tar', 'l1.tar']) {
-      execFileSync('tar', [...TAR_EXTRACT, '-C', real, '-f', join(dir, level)]);
+      execFileSync('tar', [...TAR_EXTRACT, '-C', real, '-f', join(dir, level)], { cwd: dir });
       const r = await ours(join(dir, level), mine, level === 'l0.tar' ? 64 * 1024 : 1000);
       assert.equal(r.warnings, [], `${level}: no warnings`);
       assert.ok(r.files > 5);
@@ -203,7 +203,8 @@ async function restoreBoth(dir: string, levels: string[]): Promise<string> {
   const mine = join(dir, 'mine');
   mkdirSync(real);
   for (const level of levels) {
-    execFileSync('tar', [...TAR_EXTRACT, '-C', real, '-f', level]);
+    // cwd: GNU tar 1.34 makes its rename-cycle stand-in (tar.XXXXXX) in its working directory, not under -C
+    execFileSync('tar', [...TAR_EXTRACT, '-C', real, '-f', level], { cwd: dir });
     const r = await ours(level, mine, 777);
     assert.equal(r.warnings, [], `${level}: no warnings`);
     assert.equal(describe(mine), describe(real), `${level}: same tree as GNU tar`);
