@@ -21,6 +21,7 @@ import { chooseParent } from '../chain/index.js';
 import { runStages, rechunk, Stage } from '../pipeline/stages.js';
 import { createTarBackup, estimateTree } from '../archive/tar/index.js';
 import { compressStage } from '../transform/compress.js';
+import { canParallelCompress, parallelCompressStage } from '../transform/parallel.js';
 import { encryptStage, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
 import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.js';
 import { StorageDriver } from '../storage/driver.js';
@@ -72,7 +73,7 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   const keys = newSealKeys(pw);
   const ids = objectIds(id);
   const dataRec = emptyRecord(keys, o.max_segment_size);
-  const stages: Stage[] = [compressStage(o.compression)];
+  const stages: Stage[] = [canParallelCompress(o.compression) ? parallelCompressStage(o.compression) : compressStage(o.compression)];
   if (pw) stages.push(encryptStage(pw));
   stages.push(rechunk(o.max_segment_size), sealStage(ids.data, keys.key, o.max_segment_size, dataRec));
   const stream = runStages(tar.stream, stages, { signal });

@@ -10,6 +10,7 @@ import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ExitCode, FloeError, InterruptedError, UsageError } from '../errors.js';
 import { runAction } from '../actions/index.js';
+import { closeSharedPool } from '../pipeline/pool.js';
 import { ACTIONS, ActionName } from './options.js';
 import { AgentOptions, Raw, defaults, parseArgv, readIni } from './parse.js';
 import { Output } from './output.js';
@@ -61,6 +62,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return report(out, err, argv.includes('--debug'));
   } finally {
+    await closeSharedPool().catch(() => undefined);
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }

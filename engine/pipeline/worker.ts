@@ -1,0 +1,64 @@
+/**
+ * The pool's worker: runs byte-heavy tasks off the main thread (compression now; the WASM kernels join
+ * through the same door). One task = one independent block: a gzip member, a zstd frame.
+ *
+ * Contract with pool.ts: a task's input buffer arrives transferred (the main thread gave it up), the
+ * output goes back transferred. Errors never cross as Error objects (structured clone drops their class
+ * and code): a failure returns `{ error: { code, message } }`, rebuilt on the main thread.
+ */
+import { constants, deflateRawSync, gzipSync } from 'node:zlib';
+import { compress as zstdCompress } from 'zstd-napi';
+import { move } from 'piscina';
+
+export type WorkerTask =
+  | { op: 'gzip'; level: number; data: Uint8Array }
+  | { op: 'zstd'; level: number; data: Uint8Array };
+
+/** A task's result: the output bytes (transferred), or a failure as plain data. */
+export type WorkerResult = Uint8Array | { error: { code: string; message: string } };
+
+/**
+ * Incompressible blocks are stored, not deflated: random or already-compressed data then costs a copy
+ * instead of ~30 ms per MiB. A block counts as incompressible only when PROBES samples of PROBE_SIZE bytes,
+ * spread over it, each shrink by less than 3% at level 1; a block that mixes both is deflated whole (zlib
+ * stores the incompressible parts itself), so the ratio never suffers. Stored deflate blocks inside a gzip
+ * member are valid gzip for every reader.
+ */
+const PROBES = 4;
+const PROBE_SIZE = 16 * 1024;
+const INCOMPRESSIBLE_RATIO = 0.97;
+
+function incompressible(data: Uint8Array): boolean {
+  if (data.length < PROBES * PROBE_SIZE * 2) return false;
+  const step = Math.floor((data.length - PROBE_SIZE) / (PROBES - 1));
+  for (let i = 0; i < PROBES; i++) {
+    const sample = Buffer.from(data.buffer, data.byteOffset + i * step, PROBE_SIZE);
+    if (deflateRawSync(sample, { level: 1 }).length <= PROBE_SIZE * INCOMPRESSIBLE_RATIO) return false;
+  }
+  return true;
+}
+
+function gzipBlock(data: Uint8Array, level: number): Buffer {
+  return gzipSync(data, { level: level > 0 && incompressible(data) ? 0 : level, strategy: constants.Z_DEFAULT_STRATEGY });
+}
+
+function owned(b: Buffer): Uint8Array {
+  // zlib may hand back a slice of a larger buffer: send exactly the bytes, without copying when possible
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b;
+  return new Uint8Array(b);
+}
+
+export default function run(task: WorkerTask): WorkerResult {
+  try {
+    switch (task.op) {
+      case 'gzip':
+        return move(owned(gzipBlock(task.data, task.level))) as Uint8Array;
+      case 'zstd':
+        return move(owned(zstdCompress(task.data, { compressionLevel: task.level, checksumFlag: true }))) as Uint8Array;
+    }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { error: { code: e.code ?? 'FLOE_ERR_WORKER', message: e.message ?? String(err) } };
+  }
+  return { error: { code: 'FLOE_ERR_WORKER', message: `unknown task ${(task as { op: string }).op}` } };
+}

@@ -1,0 +1,107 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { WorkerPool, WorkerError, setSharedPool } from '../../engine/pipeline/pool.js';
+import { parallelCompressStage } from '../../engine/transform/parallel.js';
+import { backup, restore } from '../../engine/actions/index.js';
+import { mergeOptions } from '../../engine/cli/main.js';
+import { parseArgv } from '../../engine/cli/parse.js';
+import { Output } from '../../engine/cli/output.js';
+
+const pool = new WorkerPool({ threads: 2 });
+const crashFixture = new URL('../fixtures/crash-worker.js', import.meta.url).href;
+
+async function* chunks(data: Buffer, size: number): AsyncIterable<Buffer> {
+  for (let i = 0; i < data.length; i += size) yield Buffer.from(data.subarray(i, i + size));
+}
+
+async function collect(src: AsyncIterable<Buffer>): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const b of src) out.push(b);
+  return Buffer.concat(out);
+}
+
+function sample(): Buffer {
+  const text = Buffer.from('the quick brown fox jumps over the lazy dog 0123456789\n'.repeat(60000));
+  return Buffer.concat([text, randomBytes(3 * 1024 * 1024), text.subarray(0, 1234567)]);
+}
+
+test('parallel gzip: concatenated members, in order, read by zlib and by gzip -d', async () => {
+  const data = sample();
+  const gz = await collect(parallelCompressStage('gzip', { pool, blockSize: 1 << 20 })(chunks(data, 300000), new AbortController().signal));
+  assert.ok(gunzipSync(gz).equals(data), 'zlib reads all members');
+  assert.ok(execFileSync('gzip', ['-dc'], { input: gz, maxBuffer: 1 << 28 }).equals(data), 'gzip -d reads it');
+  assert.ok(gz.length < data.length * 0.8, `compressed ${gz.length} of ${data.length}`);
+});
+
+test('parallel gzip stores incompressible blocks (costs a copy, not a deflate)', async () => {
+  const data = randomBytes(8 * 1024 * 1024);
+  const gz = await collect(parallelCompressStage('gzip', { pool })(chunks(data, 1 << 20), new AbortController().signal));
+  assert.ok(gunzipSync(gz).equals(data));
+  assert.ok(gz.length < data.length * 1.001 + 100, `stored size ${gz.length}`);
+});
+
+test('parallel zstd: frames read by zstd -d', async () => {
+  const data = sample();
+  const z = await collect(parallelCompressStage('zstd', { pool, blockSize: 1 << 20 })(chunks(data, 777777), new AbortController().signal));
+  assert.ok(execFileSync('zstd', ['-dc'], { input: z, maxBuffer: 1 << 28 }).equals(data));
+});
+
+test('a worker that dies mid-task fails the stage with a clear error, never hangs', async () => {
+  const crashing = new WorkerPool({ threads: 1, filename: crashFixture });
+  try {
+    const started = Date.now();
+    await collect(parallelCompressStage('gzip', { pool: crashing, blockSize: 1 << 20 })(chunks(sample(), 1 << 20), new AbortController().signal));
+    assert.unreachable('should fail');
+  } catch (e) {
+    assert.instance(e, WorkerError);
+    assert.match((e as Error).message, /worker failed/);
+  } finally {
+    await crashing.destroy();
+  }
+});
+
+test('a worker dying in the middle of a backup: clear error, no visible backup, earlier backups restore', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'floe-pool-'));
+  const src = join(dir, 'src');
+  const store = join(dir, 'store');
+  execFileSync('mkdir', ['-p', src]);
+  writeFileSync(join(src, 'a.txt'), 'first version\n');
+  const out = new Output({ json: false, quiet: true });
+  const opts = (action: 'backup' | 'restore', extra: string[]) => mergeOptions(parseArgv([
+    '--backup-name', 'crash', '--hostname', 'h', '--container', store, '--sync=false', ...extra]).cli, action);
+  const signal = new AbortController().signal;
+  try {
+    await backup(opts('backup', ['--path-to-backup', src]), out, signal);
+    await new Promise((r) => setTimeout(r, 1100));
+    writeFileSync(join(src, 'big.bin'), randomBytes(6 * 1024 * 1024));
+    setSharedPool(new WorkerPool({ threads: 1, filename: crashFixture }));
+    try {
+      await backup(opts('backup', ['--path-to-backup', src]), out, signal);
+      assert.unreachable('backup should fail');
+    } catch (e) {
+      assert.instance(e, WorkerError);
+    } finally {
+      await (await import('../../engine/pipeline/pool.js')).closeSharedPool();
+    }
+    const chains = readdirSync(join(store, 'metadata/tar/h_crash'));
+    assert.is(chains.length, 1);
+    assert.equal(readdirSync(join(store, 'metadata/tar/h_crash', chains[0])).length, 1, 'only level 0 is visible');
+    assert.equal(readdirSync(join(store, 'data/tar/h_crash', chains[0])).length, 1, 'the failed level left no data');
+    const target = join(dir, 'restored');
+    await restore(opts('restore', ['--restore-abs-path', target]), out, signal);
+    assert.ok(existsSync(join(target, 'a.txt')));
+    assert.ok(!existsSync(join(target, 'big.bin')));
+  } finally {
+    setSharedPool(undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.after(async () => { await pool.destroy(); });
+test.run();
