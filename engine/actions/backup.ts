@@ -18,10 +18,10 @@ import { AgentOptions } from '../cli/parse.js';
 import { Output, formatBytes } from '../cli/output.js';
 import { VERSION } from '../cli/help.js';
 import { chooseParent } from '../chain/index.js';
-import { runStages, rechunk, Stage } from '../pipeline/stages.js';
+import { runStages, Stage } from '../pipeline/stages.js';
 import { createTarBackup, estimateTree } from '../archive/tar/index.js';
 import { compressStage } from '../transform/compress.js';
-import { canParallelCompress, parallelCompressStage } from '../transform/parallel.js';
+import { canParallelCompress, parallelStage } from '../transform/parallel.js';
 import { encryptStage, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
 import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.js';
 import { StorageDriver } from '../storage/driver.js';
@@ -73,9 +73,11 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   const keys = newSealKeys(pw);
   const ids = objectIds(id);
   const dataRec = emptyRecord(keys, o.max_segment_size);
-  const stages: Stage[] = [canParallelCompress(o.compression) ? parallelCompressStage(o.compression) : compressStage(o.compression)];
+  const stages: Stage[] = [canParallelCompress(o.compression) ? parallelStage(o.compression) : compressStage(o.compression)];
   if (pw) stages.push(encryptStage(pw));
-  stages.push(rechunk(o.max_segment_size), sealStage(ids.data, keys.key, o.max_segment_size, dataRec));
+  // sealStage tags segments of max_segment_size at exact offsets but passes the buffers through as they
+  // come: cutting them into whole 32 MiB segments here would only hold more memory (local storage appends).
+  stages.push(sealStage(ids.data, keys.key, o.max_segment_size, dataRec));
   const stream = runStages(tar.stream, stages, { signal });
 
   let stored = 0;

@@ -23,6 +23,13 @@ import { COMPRESSIONS } from '../cli/options.js';
 import { ENGINE, Located, formatDate, hostnameBackupName, listAll, notFound, openStorages, parseDate, password, readMetadata } from './common.js';
 import { FloeRecord, objectIds, openRecord } from './seal.js';
 
+/**
+ * READ_CHUNK: storage reads of 4 MiB. The verifier holds one whole segment (it must check a segment's tag
+ * before releasing any of its bytes) but passes it on in these pieces, so nothing downstream copies or
+ * queues whole segments.
+ */
+const READ_CHUNK = 4 * 1024 * 1024;
+
 interface Plan {
   l: Located;
   compression: Compression;
@@ -68,12 +75,11 @@ export async function restore(o: AgentOptions, out: Output, signal: AbortSignal)
     const { l } = p;
     const label = `level ${l.id.level} (${formatDate(l.id.t)})`;
     try {
-      const segment = p.record?.data.segment_size ?? o.max_segment_size;
       const stages: Stage[] = [];
       if (p.record) stages.push(verifyStage(objectIds(l.id).data, p.key, p.record.data));
       if (p.encrypted) stages.push(decryptStage(pw!));
       stages.push(decompressStage(p.compression));
-      const source = l.storage.get(dataKey(l.id), { chunkSize: segment, signal });
+      const source = l.storage.get(dataKey(l.id), { chunkSize: Math.min(READ_CHUNK, o.max_segment_size), signal });
       const r = await extractTar(runStages(counted(source, (n) => progress.onStored?.(n)), stages, { signal }), {
         target, incremental: true, dryRun: o.dry_run, progress, signal,
         onList: o.dry_run ? (h) => (out.json ? out.emit({ type: 'member', level: l.id.level, name: h.name, size: h.size, kind: h.type }) : out.info(h.name)) : undefined,

@@ -8,6 +8,9 @@
  * BLOCK_SIZE: 4 MiB measured best here (dispatch costs 40-80 us a task; the dictionary restart per block
  * costs under 0.5% of gzip's output at 4 MiB).
  */
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { UsageError } from '../errors.js';
 import { Stage, rechunk } from '../pipeline/stages.js';
 import { WorkerPool, sharedPool, transferable } from '../pipeline/pool.js';
 import { Compression } from './compress.js';
@@ -24,8 +27,13 @@ export interface ParallelOptions {
 const DEFAULT_LEVEL = { gzip: 6, zstd: 3 } as const;
 
 /** canParallelCompress tells which algorithms have a parallel stage. */
-export function canParallelCompress(alg: Compression): alg is 'gzip' | 'zstd' {
-  return alg === 'gzip' || alg === 'zstd';
+export function canParallelCompress(alg: Compression): alg is 'gzip' | 'zstd' | 'bzip2' | 'xz' {
+  return alg !== 'none';
+}
+
+/** parallelStage picks the parallel compressor of `alg`: the worker pool for gzip/zstd, processes for the rest. */
+export function parallelStage(alg: 'gzip' | 'zstd' | 'bzip2' | 'xz', o: ParallelOptions = {}): Stage {
+  return alg === 'gzip' || alg === 'zstd' ? parallelCompressStage(alg, o) : parallelProcessStage(alg, o);
 }
 
 export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions = {}): Stage {
@@ -48,4 +56,50 @@ export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions =
       pending.length = 0;
     }
   };
+}
+
+/**
+ * PROCESS_BLOCK: bzip2 and xz have no in-process library here, so each block is compressed by its own
+ * `bzip2`/`xz` process (as Freezer's tar -j/-J would, but one per core). Concatenated bzip2 and xz streams
+ * are valid for `bzip2 -d`, `xz -d` and GNU tar. 8 MiB keeps the cost of starting a process (~2 ms)
+ * under 1% of bzip2's time on the block, and the size cost of restarting the compressor well under 1%.
+ */
+const PROCESS_BLOCK = 8 * 1024 * 1024;
+const PROCESS_LEVEL = { bzip2: 9, xz: 6 } as const;
+
+export function parallelProcessStage(alg: 'bzip2' | 'xz', o: ParallelOptions = {}): Stage {
+  const level = o.level ?? PROCESS_LEVEL[alg];
+  const blockSize = o.blockSize ?? PROCESS_BLOCK;
+  const args = alg === 'xz' ? ['-c', `-${level}`, '-T1'] : ['-c', `-${level}`];
+  return async function* (input, signal) {
+    const limit = o.inflight ?? Math.max(1, availableParallelism());
+    const pending: Array<Promise<Buffer>> = [];
+    for await (const block of rechunk(blockSize)(input, signal)) {
+      const p = compressWithProcess(alg, args, block, signal);
+      p.catch(() => undefined); // awaited below, in order
+      pending.push(p);
+      if (pending.length >= limit) yield await pending.shift()!;
+    }
+    while (pending.length > 0) yield await pending.shift()!;
+  };
+}
+
+function compressWithProcess(cmd: string, args: string[], input: Buffer, signal: AbortSignal): Promise<Buffer> {
+  return new Promise((resolveP, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], signal });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') reject(new UsageError(`compression ${cmd} needs the '${cmd}' program, which is not installed`));
+      else reject(signal.aborted ? signal.reason : e);
+    });
+    child.on('close', (code) => {
+      if (code === 0) resolveP(Buffer.concat(out));
+      else if (!signal.aborted) reject(new Error(`${cmd} exited with status ${code}: ${err.trim().split('\n')[0]}`));
+    });
+    child.stdin.on('error', () => undefined); // a dying child reports through 'close'
+    child.stdin.end(input);
+  });
 }
