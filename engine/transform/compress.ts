@@ -272,7 +272,9 @@ async function* zstdDecompress(input: AsyncIterable<Buffer>, signal: AbortSignal
         throw new IntegrityError(`corrupted data: zstd: ${(err as Error).message}`, { cause: err });
       }
       src = src.subarray(consumed);
-      inFrame = ret !== 0;
+      // A call that moved nothing says nothing about frames: at a frame boundary with no input left,
+      // zstd answers with the size of the next frame header it wants (non-zero), not "inside a frame".
+      if (consumed > 0 || produced > 0) inFrame = ret !== 0;
       const full = out.advance(produced);
       if (full) yield full;
       // Done with this input once it is consumed and the context did not fill the output (nothing pending).

@@ -100,6 +100,25 @@ test('GNU tar archives: tar reads floe output, floe reads tar -z/-j/-J output', 
   }
 });
 
+test('zstd: several frames whose output ends exactly on the 256 KiB output buffer (bench regression)', async () => {
+  // Frames of exactly 1 MiB of output each: at every frame end the output buffer is full, so the next
+  // native call sees no input at a frame boundary. That must not read as "truncated".
+  const frames: Buffer[] = [];
+  const plain: Buffer[] = [];
+  for (let i = 0; i < 3; i++) {
+    const p = randomBytes(1 << 20);
+    plain.push(p);
+    frames.push(execFileSync('zstd', ['-c', '-q'], { input: p, maxBuffer: 1 << 24 }));
+  }
+  const all = Buffer.concat(frames);
+  for (const cs of [all.length, 65536, 1000]) {
+    async function* src() { for (let i = 0; i < all.length; i += cs) yield all.subarray(i, i + cs); }
+    const out: Buffer[] = [];
+    for await (const b of decompressStage('zstd')(src(), new AbortController().signal)) out.push(b);
+    assert.ok(Buffer.concat(out).equals(Buffer.concat(plain)), `chunk ${cs}`);
+  }
+});
+
 test('detectCompression', () => {
   assert.is(detectCompression(Buffer.from([0x1f, 0x8b, 0x08, 0])), 'gzip');
   assert.is(detectCompression(Buffer.from('BZh91AY')), 'bzip2');
