@@ -45,6 +45,19 @@ function splits(buf: Uint8Array, max: number, seed = 7): Uint8Array[] {
 }
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+
+/**
+ * same compares two long sequences and reports the first difference: uvu's assert.equal would diff
+ * megabytes of output, which takes minutes, when a kernel is wrong.
+ */
+function same(got: ArrayLike<number>, want: ArrayLike<number>, what = ''): void {
+  const n = Math.min(got.length, want.length);
+  let i = 0;
+  while (i < n && got[i] === want[i]) i++;
+  if (i === n && got.length === want.length) return;
+  assert.unreachable(`${what}: lengths ${got.length}/${want.length}, first difference at ${i}: ` +
+    `got ${got[i]}, want ${want[i]}`);
+}
 const kernels = { simd: Kernel.create({ simd: true }), scalar: Kernel.create({ simd: false }) };
 const MiB = 1 << 20;
 
@@ -59,22 +72,22 @@ for (const [name, k] of Object.entries(kernels)) {
       for (const len of [0, 1, n - 1, n, n + 1, n + 8, n + 9, 3 * n + 7]) {
         const buf = bytes(len, n + len);
         assert.is(k.weakSum(buf), weakSumRef(buf), `weakSum n=${n} len=${len}`);
-        assert.equal(k.rollingChecksums(buf, n), rollingChecksumsRef(buf, n), `rolling n=${n} len=${len}`);
+        same(k.rollingChecksums(buf, n), rollingChecksumsRef(buf, n), `rolling n=${n} len=${len}`);
       }
     }
     const ff = Buffer.alloc(10_000, 0xff); // maximal bytes: exercises every wrap-around mod 2^16
-    assert.equal(k.rollingChecksums(ff, 4096), rollingChecksumsRef(ff, 4096));
+    same(k.rollingChecksums(ff, 4096), rollingChecksumsRef(ff, 4096));
   });
 
   test(`${name}: rolling checksums over several MiB cross the 1 MiB windows correctly`, () => {
     const buf = bytes(3 * MiB + 13, 3);
-    for (const n of [4096, 1_500_000]) assert.equal(k.rollingChecksums(buf, n), rollingChecksumsRef(buf, n), `n=${n}`);
+    for (const n of [4096, 1_500_000]) same(k.rollingChecksums(buf, n), rollingChecksumsRef(buf, n), `n=${n}`);
   });
 
   test(`${name}: block signature matches the reference (short last block)`, () => {
     for (const len of [0, 1, 4095, 4096, 4097, 2 * MiB + 5]) {
       const buf = bytes(len, len);
-      assert.equal(k.blockSignature(buf, 4096), blockSignatureRef(buf, 4096), `len=${len}`);
+      same(k.blockSignature(buf, 4096), blockSignatureRef(buf, 4096), `len=${len}`);
     }
   });
 
@@ -89,8 +102,8 @@ for (const [name, k] of Object.entries(kernels)) {
     const got = table.scan(neu);
     const want = scanRef(neu, n, weaks);
     assert.is(got.base, 0);
-    assert.equal(Array.from(got.offsets), want.offsets);
-    assert.equal(Array.from(got.blocks), want.blocks);
+    same(Array.from(got.offsets), want.offsets);
+    same(Array.from(got.blocks), want.blocks);
     assert.ok(want.offsets.length > 900, 'the fixture has many matches');
     table.dispose();
   });
@@ -121,8 +134,8 @@ for (const [name, k] of Object.entries(kernels)) {
         const m: WeakMatches = scanner.push(piece);
         m.offsets.forEach((o, i) => { offsets.push(m.base + o); blocks.push(m.blocks[i]); });
       }
-      assert.equal(offsets, want.offsets, `max piece ${max}`);
-      assert.equal(blocks, want.blocks, `max piece ${max}`);
+      same(offsets, want.offsets, `max piece ${max}`);
+      same(blocks, want.blocks, `max piece ${max}`);
     }
     table.dispose();
   });
@@ -135,8 +148,8 @@ for (const [name, k] of Object.entries(kernels)) {
     const table = k.signatureTable(weaks, n);
     const got = table.scan(neu);
     const want = scanRef(neu, n, weaks);
-    assert.equal(Array.from(got.offsets), want.offsets);
-    assert.equal(Array.from(got.blocks), want.blocks);
+    same(Array.from(got.offsets), want.offsets);
+    same(Array.from(got.blocks), want.blocks);
     table.dispose();
   });
 
@@ -148,7 +161,7 @@ for (const [name, k] of Object.entries(kernels)) {
     const data = Buffer.concat([bytes(5 * MiB + 17, 42), Buffer.alloc(300_000), bytes(70_000, 43)]);
     const want = new CdcRef(gear, cdcOptions).push(data);
     const seg = k.cdc({ key }, cdcOptions);
-    assert.equal(Array.from(seg.push(data)), want);
+    same(Array.from(seg.push(data)), want);
     const ends = want.map((e, i) => e - (i ? want[i - 1] : 0));
     assert.ok(ends.every((len) => len >= 2048 && len <= 65536), 'chunk sizes within [min, max]');
     assert.ok(ends.includes(65536), 'zeros are cut at maxSize');
@@ -165,7 +178,7 @@ for (const [name, k] of Object.entries(kernels)) {
         seg.push(piece).forEach((c) => cuts.push(at + c));
         at += piece.length;
       }
-      assert.equal(cuts, expect, `max piece ${max}`);
+      same(cuts, expect, `max piece ${max}`);
       assert.is(seg.pending, input.length - expect[expect.length - 1]);
     }
     seg.dispose();
@@ -208,29 +221,29 @@ for (const [name, k] of Object.entries(kernels)) {
       const pt = bytes(len, 53 + len);
       const c = createCipheriv('aes-256-cfb', key, iv);
       const want = Buffer.concat([c.update(pt), c.final()]);
-      assert.equal(Buffer.from(k.aesCfb(key, iv, 'encrypt').update(pt)), want, `encrypt len=${len}`);
-      assert.equal(Buffer.from(k.aesCfb(key, iv, 'decrypt').update(want)), pt, `decrypt len=${len}`);
-      if (len <= 70_000) assert.equal(Buffer.from(new AesCfbRef(key, iv, 'encrypt').update(pt)), want, `ref len=${len}`);
+      same(Buffer.from(k.aesCfb(key, iv, 'encrypt').update(pt)), want, `encrypt len=${len}`);
+      same(Buffer.from(k.aesCfb(key, iv, 'decrypt').update(want)), pt, `decrypt len=${len}`);
+      if (len <= 70_000) same(Buffer.from(new AesCfbRef(key, iv, 'encrypt').update(pt)), want, `ref len=${len}`);
     }
     const pt = bytes(2 * MiB + 7, 54);
     const d = createDecipheriv('aes-256-cfb', key, iv);
     const ct = Buffer.concat([createCipheriv('aes-256-cfb', key, iv).update(pt)]);
-    assert.equal(Buffer.concat([d.update(ct), d.final()]), pt);
+    same(Buffer.concat([d.update(ct), d.final()]), pt);
     for (const max of [1, 15, 17, 1000, MiB + 1]) {
       const len = max < 1000 ? 100_003 : pt.length; // tiny pieces cost a call each
       const enc = k.aesCfb(key, iv, 'encrypt');
       const dec = k.aesCfb(key, iv, 'decrypt');
       const encOut = splits(pt.subarray(0, len), max, max).map((p) => Buffer.from(enc.update(p)));
-      assert.equal(Buffer.concat(encOut), ct.subarray(0, len), `encrypt, pieces up to ${max}`);
+      same(Buffer.concat(encOut), ct.subarray(0, len), `encrypt, pieces up to ${max}`);
       const decOut = splits(ct.subarray(0, len), max, max + 3).map((p) => Buffer.from(dec.update(p)));
-      assert.equal(Buffer.concat(decOut), pt.subarray(0, len), `decrypt, pieces up to ${max}`);
+      same(Buffer.concat(decOut), pt.subarray(0, len), `decrypt, pieces up to ${max}`);
       assert.is(enc.position, len % 16);
       enc.dispose();
       dec.dispose();
     }
     const inPlace = Buffer.from(pt.subarray(0, 100_003));
     k.aesCfb(key, iv, 'encrypt').update(inPlace, inPlace);
-    assert.equal(inPlace, ct.subarray(0, 100_003));
+    same(inPlace, ct.subarray(0, 100_003));
   });
 
   test(`${name}: CFB segments decrypt independently from the previous ciphertext block`, () => {
@@ -240,7 +253,7 @@ for (const [name, k] of Object.entries(kernels)) {
     const ct = Buffer.from(k.aesCfb(key, iv, 'encrypt').update(pt));
     const at = 16 * 20_000;
     const tail = k.aesCfb(key, ct.subarray(at - 16, at), 'decrypt').update(ct.subarray(at));
-    assert.equal(Buffer.from(tail), pt.subarray(at));
+    same(Buffer.from(tail), pt.subarray(at));
   });
 }
 
@@ -260,11 +273,11 @@ test('AES-256-CFB equals the real `openssl enc -aes-256-cfb -K -iv`, both ways',
   if (enc.error) throw enc.error;
   assert.is(enc.status, 0, String(enc.stderr));
   const k = kernels.simd;
-  assert.equal(Buffer.from(k.aesCfb(key, iv, 'encrypt').update(pt)), enc.stdout);
+  same(Buffer.from(k.aesCfb(key, iv, 'encrypt').update(pt)), enc.stdout);
   const ours = Buffer.from(k.aesCfb(key, iv, 'encrypt').update(pt));
   const dec = spawnSync('openssl', [...args, '-d'], { input: ours, maxBuffer: 64 * MiB });
   assert.is(dec.status, 0, String(dec.stderr));
-  assert.equal(dec.stdout, pt);
+  same(dec.stdout, pt);
 });
 
 test('FixedSegmenter cuts every size bytes across any split', () => {
@@ -277,7 +290,7 @@ test('FixedSegmenter cuts every size bytes across any split', () => {
       seg.push(piece).forEach((c) => cuts.push(at + c));
       at += piece.length;
     }
-    assert.equal(cuts, Array.from({ length: 100 }, (_, i) => (i + 1) * 1000), `max piece ${max}`);
+    same(cuts, Array.from({ length: 100 }, (_, i) => (i + 1) * 1000), `max piece ${max}`);
     assert.is(seg.pending, 0);
   }
 });
@@ -377,7 +390,7 @@ test('a worker thread instantiates its own Kernel from a module compiled once an
     worker.once('error', reject);
   });
   await worker.terminate();
-  assert.equal(msg.sums, rollingChecksumsRef(data, 64));
+  same(msg.sums, rollingChecksumsRef(data, 64));
   assert.is(fromTransferable(msg.err).constructor, KernelError);
   assert.is(msg.err.code, KernelErrorCode.INPUT);
 });
