@@ -22,7 +22,7 @@ import { runStages, Stage } from '../pipeline/stages.js';
 import { createTarBackup, estimateTree } from '../archive/tar/index.js';
 import { compressStage } from '../transform/compress.js';
 import { canParallelCompress, parallelStage } from '../transform/parallel.js';
-import { encryptStage, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
+import { CryptoBackend, encryptStage, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
 import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.js';
 import { StorageDriver } from '../storage/driver.js';
 import { MultiStorage } from '../storage/multi.js';
@@ -60,7 +60,7 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   const id: BackupId = parent
     ? { engine: ENGINE, hbn, t0: parent.t0, level: parent.level + 1, t }
     : { engine: ENGINE, hbn, t0: t, level: 0, t };
-  const previous = parent ? await parentSnapshot(existing.find((l) => l.id === parent)!, pw) : undefined;
+  const previous = parent ? await parentSnapshot(existing.find((l) => l.id === parent)!, pw, o.crypto_backend) : undefined;
 
   if (o.sync) await runSync();
   const consistency = o.consistency_check ? await treeChecksum(root) : undefined;
@@ -74,7 +74,7 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   const ids = objectIds(id);
   const dataRec = emptyRecord(keys, o.max_segment_size);
   const stages: Stage[] = [canParallelCompress(o.compression) ? parallelStage(o.compression) : compressStage(o.compression)];
-  if (pw) stages.push(encryptStage(pw));
+  if (pw) stages.push(encryptStage(pw, { backend: o.crypto_backend }));
   // sealStage tags segments of max_segment_size at exact offsets but passes the buffers through as they
   // come: cutting them into whole 32 MiB segments here would only hold more memory (local storage appends).
   stages.push(sealStage(ids.data, keys.key, o.max_segment_size, dataRec));
@@ -87,7 +87,7 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
     } else {
       stored = (await sink.put(dataKey(id), counted(stream, (n) => progress.onStored?.(n)), { signal })).size;
       const snapshot = tar.snapshot();
-      const em = pw ? encryptBuffer(pw, snapshot) : snapshot;
+      const em = pw ? encryptBuffer(pw, snapshot, { backend: o.crypto_backend }) : snapshot;
       const emRec = emptyRecord(keys, Math.max(em.length, 1));
       for await (const _ of sealStage(ids.engineMetadata, keys.key, Math.max(em.length, 1), emRec)(one(em), signal)) { /* tags only */ }
       await sink.putSmall(engineMetadataKey(id), em);
@@ -139,7 +139,7 @@ async function uniqueTimestamp(existing: Located[], signal: AbortSignal): Promis
 }
 
 /** parentSnapshot fetches and checks the parent's engine_metadata (the GNU tar snapshot file). */
-async function parentSnapshot(parent: Located, pw: Buffer | undefined): Promise<Buffer> {
+async function parentSnapshot(parent: Located, pw: Buffer | undefined, backend: CryptoBackend): Promise<Buffer> {
   const doc = await readMetadata(parent);
   const { record, key } = openRecord(doc, parent.id, pw);
   let raw = await parent.storage.getSmall(engineMetadataKey(parent.id));
@@ -151,7 +151,7 @@ async function parentSnapshot(parent: Located, pw: Buffer | undefined): Promise<
   }
   if (raw.subarray(0, 8).toString('latin1') === 'Salted__') {
     if (!pw) throw new BadPasswordError('the previous backup\'s engine_metadata is encrypted: give --encrypt-pass-file');
-    return decryptBuffer(pw, raw);
+    return decryptBuffer(pw, raw, undefined, { backend });
   }
   return raw;
 }

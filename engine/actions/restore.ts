@@ -77,7 +77,7 @@ export async function restore(o: AgentOptions, out: Output, signal: AbortSignal)
     try {
       const stages: Stage[] = [];
       if (p.record) stages.push(verifyStage(objectIds(l.id).data, p.key, p.record.data));
-      if (p.encrypted) stages.push(decryptStage(pw!));
+      if (p.encrypted) stages.push(decryptStage(pw!, undefined, { backend: o.crypto_backend }));
       stages.push(decompressStage(p.compression));
       const source = l.storage.get(dataKey(l.id), { chunkSize: Math.min(READ_CHUNK, o.max_segment_size), signal });
       const r = await extractTar(runStages(counted(source, (n) => progress.onStored?.(n)), stages, { signal }), {

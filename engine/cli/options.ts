@@ -60,6 +60,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   // data shaping
   { name: 'compression', type: 'string', default: 'gzip', choices: COMPRESSIONS, group: 'Data', actions: B, help: 'gzip (default, as Freezer), bzip2, xz, zstd or none. Restore reads it from the backup.' },
   { name: 'encrypt-pass-file', type: 'string', metavar: 'FILE', group: 'Data', actions: BR, help: 'Encrypt with AES-256-CFB (OpenSSL enc compatible); the password is the first line of FILE.' },
+  { name: 'crypto-backend', type: 'string', choices: ['native', 'wasm'], default: 'native', group: 'Data', actions: BR, help: 'AES implementation: native (OpenSSL, the fastest here) or wasm (the portable WebAssembly kernel). Both write and read the same bytes.' },
   { name: 'exclude', type: 'list', metavar: 'PATTERN', group: 'Data', actions: B, help: 'Leave out paths matching PATTERN (GNU tar --exclude syntax). Repeatable.' },
   { name: 'dereference-symlink', type: 'string', choices: ['none', 'soft', 'hard', 'all'], default: 'none', group: 'Data', actions: B, help: 'soft: follow symlinks; hard: store hard links as full copies; all: both.' },
   { name: 'max-segment-size', short: 'M', type: 'size', metavar: 'BYTES', default: DEFAULT_SEGMENT_SIZE, group: 'Data', actions: BR, help: 'Segment size for storage writes and reads (default 32 MiB; suffixes K, M, G accepted). Memory use is a small multiple of it.' },

@@ -229,6 +229,7 @@ export interface AgentOptions {
   restart_always_level?: number;
   compression: 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'none';
   encrypt_pass_file?: string;
+  crypto_backend: 'native' | 'wasm';
   exclude: string[];
   dereference_symlink: 'none' | 'soft' | 'hard' | 'all';
   max_segment_size: number;

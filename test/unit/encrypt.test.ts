@@ -167,9 +167,16 @@ test('readPassFile: openssl -pass file: semantics', async () => {
   }
 });
 
-test('crypto backend seam: wasm is not there yet', async () => {
-  const err = await rejects(run(encryptStage(password, { backend: 'wasm' }), chunks(gz, 65536)));
-  assert.instance(err, UsageError);
+test('wasm backend: byte-compatible with openssl and with the native backend, both ways', async () => {
+  const wasmEnc = await run(encryptStage(password, { backend: 'wasm' }), chunks(gz, 65537));
+  assert.ok(openssl(['enc', '-d', '-aes-256-cfb', '-pass', `file:${passFile}`], wasmEnc).equals(gz), 'openssl reads wasm output');
+  assert.ok((await run(decryptStage(password), chunks(wasmEnc, 4096))).equals(gz), 'native reads wasm output');
+  const nativeEnc = openssl(['enc', '-aes-256-cfb', '-md', 'md5', '-pass', `file:${passFile}`], gz);
+  assert.ok((await run(decryptStage(password, undefined, { backend: 'wasm' }), chunks(nativeEnc, 1000))).equals(gz), 'wasm reads openssl (md5) output');
+  const small = randomBytes(3000);
+  const b = encryptBuffer(password, small, { backend: 'wasm' });
+  assert.ok(decryptBuffer(password, b, () => true).equals(small));
+  assert.instance(await rejects(run(decryptStage(Buffer.from('wrong'), undefined, { backend: 'wasm' }), chunks(nativeEnc, 1000))), BadPasswordError);
 });
 
 test('decryptStage reads only a bounded head before streaming', async () => {
