@@ -16,6 +16,7 @@ import { runStages, Stage } from '../pipeline/stages.js';
 import { extractTar } from '../archive/tar/index.js';
 import { Compression, decompressStage } from '../transform/compress.js';
 import { decryptStage } from '../transform/encrypt.js';
+import { sharedPool } from '../pipeline/pool.js';
 import { verifyStage } from '../transform/integrity.js';
 import { dataKey } from '../storage/layout.js';
 import { checksumMatches, checksumTargetPath, treeChecksum } from '../source/checksum.js';
@@ -77,7 +78,7 @@ export async function restore(o: AgentOptions, out: Output, signal: AbortSignal)
     try {
       const stages: Stage[] = [];
       if (p.record) stages.push(verifyStage(objectIds(l.id).data, p.key, p.record.data));
-      if (p.encrypted) stages.push(decryptStage(pw!, undefined, { backend: o.crypto_backend }));
+      if (p.encrypted) stages.push(decryptStage(pw!, undefined, { backend: o.crypto_backend, pool: sharedPool() }));
       stages.push(decompressStage(p.compression));
       const source = l.storage.get(dataKey(l.id), { chunkSize: Math.min(READ_CHUNK, o.max_segment_size), signal });
       const r = await extractTar(runStages(counted(source, (n) => progress.onStored?.(n)), stages, { signal }), {

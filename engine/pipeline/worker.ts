@@ -8,11 +8,14 @@
  */
 import { constants, deflateRawSync, gzipSync } from 'node:zlib';
 import { compress as zstdCompress } from 'zstd-napi';
+import { createDecipheriv } from 'node:crypto';
 import { move } from 'piscina';
+import { Kernel } from '../../wasm/index.js';
 
 export type WorkerTask =
   | { op: 'gzip'; level: number; data: Uint8Array }
-  | { op: 'zstd'; level: number; data: Uint8Array };
+  | { op: 'zstd'; level: number; data: Uint8Array }
+  | { op: 'cfb-decrypt'; backend: 'native' | 'wasm'; key: Uint8Array; iv: Uint8Array; data: Uint8Array };
 
 /** A task's result: the output bytes (transferred), or a failure as plain data. */
 export type WorkerResult = Uint8Array | { error: { code: string; message: string } };
@@ -42,6 +45,25 @@ function gzipBlock(data: Uint8Array, level: number): Buffer {
   return gzipSync(data, { level: level > 0 && incompressible(data) ? 0 : level, strategy: constants.Z_DEFAULT_STRATEGY });
 }
 
+let kernel: Kernel | undefined;
+
+/** cfbDecrypt decrypts one block of a CFB stream, given the ciphertext block before it as IV. */
+function cfbDecrypt(t: { backend: 'native' | 'wasm'; key: Uint8Array; iv: Uint8Array; data: Uint8Array }): Buffer {
+  if (t.backend === 'wasm') {
+    kernel ??= Kernel.create();
+    const c = kernel.aesCfb(t.key, t.iv, 'decrypt');
+    try {
+      // in place: the input block was transferred to this thread and is not needed afterwards
+      const out = c.update(t.data, t.data);
+      return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    } finally {
+      c.dispose();
+    }
+  }
+  const d = createDecipheriv('aes-256-cfb', t.key, t.iv);
+  return d.update(t.data);
+}
+
 function owned(b: Buffer): Uint8Array {
   // zlib may hand back a slice of a larger buffer: send exactly the bytes, without copying when possible
   if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b;
@@ -53,6 +75,8 @@ export default function run(task: WorkerTask): WorkerResult {
     switch (task.op) {
       case 'gzip':
         return move(owned(gzipBlock(task.data, task.level))) as Uint8Array;
+      case 'cfb-decrypt':
+        return move(owned(cfbDecrypt(task))) as Uint8Array;
       case 'zstd':
         return move(owned(zstdCompress(task.data, { compressionLevel: task.level, checksumFlag: true }))) as Uint8Array;
     }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { WorkerPool, WorkerError, setSharedPool } from '../../engine/pipeline/pool.js';
 import { parallelCompressStage } from '../../engine/transform/parallel.js';
+import { decryptStage } from '../../engine/transform/encrypt.js';
 import { backup, restore } from '../../engine/actions/index.js';
 import { mergeOptions } from '../../engine/cli/main.js';
 import { parseArgv } from '../../engine/cli/parse.js';
@@ -50,6 +51,24 @@ test('parallel zstd: frames read by zstd -d', async () => {
   const data = sample();
   const z = await collect(parallelCompressStage('zstd', { pool, blockSize: 1 << 20 })(chunks(data, 777777), new AbortController().signal));
   assert.ok(execFileSync('zstd', ['-dc'], { input: z, maxBuffer: 1 << 28 }).equals(data));
+});
+
+test('parallel CFB decryption in the pool equals openssl, native and wasm, any chunking', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'floe-pdec-'));
+  try {
+    const pass = join(dir, 'p');
+    writeFileSync(pass, 'pool password\n');
+    const plain = Buffer.concat([execFileSync('gzip', ['-c'], { input: sample(), maxBuffer: 1 << 28 }), randomBytes(9 * 1024 * 1024 + 5)]);
+    const enc = execFileSync('openssl', ['enc', '-aes-256-cfb', '-pass', `file:${pass}`], { input: plain, maxBuffer: 1 << 28 });
+    for (const backend of ['native', 'wasm'] as const) {
+      for (const cs of [1 << 20, 4 * 1024 * 1024 + 3, 333333]) {
+        const out = await collect(decryptStage(Buffer.from('pool password'), undefined, { backend, pool })(chunks(enc, cs), new AbortController().signal));
+        assert.ok(out.equals(plain), `${backend}, chunks of ${cs}`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a worker that dies mid-task fails the stage with a clear error, never hangs', async () => {
