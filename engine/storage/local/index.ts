@@ -19,6 +19,8 @@ const DEFAULT_CHUNK = 32 * 1024 * 1024;
 /** EOF_PROBE: read size used past the size seen at open, to find the end without a chunk-sized buffer. */
 const EOF_PROBE = 64 * 1024;
 
+const FLUSH_EVERY = 64 * 1024 * 1024;
+
 export class LocalStorage implements StorageDriver {
   readonly kind = 'local';
   readonly container: string;
@@ -52,6 +54,10 @@ export class LocalStorage implements StorageDriver {
     }
   }
 
+  /**
+   * FLUSH_EVERY: bytes written between two background fdatasync calls. Writing 256 MiB then one fsync
+   * stalled a backup ~0.6 s on this machine's disk; flushing in 64 MiB steps overlaps that with the work.
+   */
   async put(key: string, source: AsyncIterable<Buffer>, options: { signal?: AbortSignal } = {}): Promise<{ size: number }> {
     const file = this.#path(key);
     const signal = options.signal;
@@ -61,11 +67,23 @@ export class LocalStorage implements StorageDriver {
     let size = 0;
     try {
       // Errors of `source` (upstream stages, abort) pass through as they are; only file I/O is wrapped.
+      // Durability is flushed as we go (see FLUSH_EVERY): one flush runs in the background while writing
+      // continues, so the final fsync only has the last stretch left to wait for.
+      let flushing: Promise<void> | undefined;
+      let unflushed = 0;
       for await (const buf of source) {
         if (signal?.aborted) throw signal.reason;
         await io(what, writeAll(fh, buf));
         size += buf.length;
+        unflushed += buf.length;
+        if (unflushed >= FLUSH_EVERY) {
+          await flushing;
+          flushing = io(what, fh.datasync());
+          flushing.catch(() => undefined); // awaited before the next flush or at the end
+          unflushed = 0;
+        }
       }
+      await flushing;
       await io(what, fh.sync());
       await io(what, fh.close());
       fh = undefined;
