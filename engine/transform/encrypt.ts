@@ -21,7 +21,6 @@ import type { Stage } from '../pipeline/stages.js';
 import { detectCompression } from './compress.js';
 import { Kernel } from '../../wasm/index.js';
 import { WorkerPool, transferable } from '../pipeline/pool.js';
-import { rechunk } from '../pipeline/stages.js';
 
 /** CryptoBackend names the implementation of AES-256-CFB: OpenSSL through node:crypto (default) or the WASM kernel. */
 export type CryptoBackend = 'native' | 'wasm';
@@ -238,11 +237,14 @@ export function isEncrypted(head: Buffer): boolean {
 }
 
 /**
- * PARALLEL_BLOCK: ciphertext per worker task when decrypting in parallel. CFB decryption of a block needs
- * only the key and the previous 16 ciphertext bytes as IV, so blocks decrypt independently, byte-identical
- * to one sequential pass. A multiple of 16 (the AES block), large enough that dispatch (~50 us) is noise.
+ * Parallel CFB decryption: a piece of ciphertext that starts on a 16-byte boundary decrypts on its own,
+ * with the 16 ciphertext bytes before it as IV, byte-identical to one sequential pass. Storage reads and
+ * the verifier's pieces already start on such boundaries (segments and reads are multiples of 16 past the
+ * 16-byte header), so pieces go to the workers as they come, without regrouping or copying; only a piece
+ * that ends off a boundary leaves a remainder (under 16 bytes) to prepend to the next one.
+ * MAX_PIECE bounds a task (a whole segment could arrive at once from another reader).
  */
-const PARALLEL_BLOCK = 4 * 1024 * 1024;
+const MAX_PIECE = 4 * 1024 * 1024;
 
 async function* restOf(first: Buffer, it: AsyncIterator<Buffer>, done: boolean): AsyncIterable<Buffer> {
   if (first.length > 0) yield first;
@@ -260,13 +262,27 @@ async function* parallelCfbDecrypt(
   const limit = pool.threads * 2;
   const pending: Array<Promise<Buffer>> = [];
   let register = iv;
-  for await (const block of rechunk(PARALLEL_BLOCK)(cipher, signal)) {
-    const next = Buffer.from(block.subarray(block.length - 16)); // copied: `block` is handed to the worker
-    const p = pool.run({ op: 'cfb-decrypt', backend, key, iv: register, data: transferable(block) });
+  let carry: Buffer | undefined;
+  const submit = (piece: Buffer) => {
+    const next = Buffer.from(piece.subarray(piece.length - 16)); // copied: `piece` is handed to the worker
+    const p = pool.run({ op: 'cfb-decrypt', backend, key, iv: register, data: transferable(piece) });
     p.catch(() => undefined); // awaited below, in order
     pending.push(p);
     register = next;
-    if (pending.length >= limit) yield await pending.shift()!;
+  };
+  for await (let buf of cipher) {
+    if (signal.aborted) throw signal.reason;
+    if (carry) {
+      buf = Buffer.concat([carry, buf]);
+      carry = undefined;
+    }
+    const aligned = buf.length - (buf.length % 16);
+    if (aligned < buf.length) carry = Buffer.from(buf.subarray(aligned));
+    for (let off = 0; off < aligned; off += MAX_PIECE) {
+      submit(off === 0 && aligned === buf.length && buf.length <= MAX_PIECE ? buf : buf.subarray(off, Math.min(aligned, off + MAX_PIECE)));
+      while (pending.length >= limit) yield await pending.shift()!;
+    }
   }
+  if (carry) submit(carry);
   while (pending.length > 0) yield await pending.shift()!;
 }
