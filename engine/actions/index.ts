@@ -13,6 +13,7 @@ import { restore } from './restore.js';
 import { info } from './info.js';
 import { admin } from './admin.js';
 import { exec } from './exec.js';
+import { ApiReportOptions, prepareReport, reportBackup } from './report.js';
 
 export { backup, restore, info, admin, exec };
 
@@ -20,6 +21,8 @@ export { backup, restore, info, admin, exec };
 export async function runAction(o: AgentOptions, out: Output, signal: AbortSignal): Promise<number> {
   for (const k of Object.keys(o.extra)) out.warn(`option '${k}' in the config file is not used by floe`);
   let r: { document: Record<string, unknown>; human: string[] };
+  const api = o as AgentOptions & ApiReportOptions;
+  const apiToken = o.action === 'backup' && !o.dry_run ? await prepareReport(api, out) : undefined;
   switch (o.action) {
     case 'backup': r = await backup(o, out, signal); break;
     case 'restore': r = await restore(o, out, signal); break;
@@ -28,6 +31,7 @@ export async function runAction(o: AgentOptions, out: Output, signal: AbortSigna
     case 'exec': r = await exec(o, out, signal); break;
   }
   if (o.metadata_out && o.action === 'backup') await writeMetadataOut(o.metadata_out, r.document, out);
+  if (apiToken !== undefined) await reportBackup(api, apiToken, r.document, out);
   out.result(r.document, o.metadata_out === '-' ? [] : r.human);
   return ExitCode.OK;
 }

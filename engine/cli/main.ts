@@ -4,6 +4,7 @@
  *   floe backup|restore|info|admin|exec [options]     one agent action
  *   floe agent --action ACTION [options]               freezer-agent's form (what schedulers run)
  *   floe help [ACTION]                                 help
+ *   floe api ...                                       the API server and its tokens (api/cli.ts)
  * Any failure ends as one line `floe: <message>` on stderr and a documented exit code (docs/exit-codes.md).
  */
 import { hostname as osHostname } from 'node:os';
@@ -34,6 +35,11 @@ export async function main(argv: string[]): Promise<number> {
     if (first === '--version') {
       process.stdout.write(`floe ${VERSION}\n`);
       return ExitCode.OK;
+    }
+    if (first === 'api') {
+      // the API server and its tokens (api/cli.ts); loaded only here, agent runs never load Prisma
+      const { runApiCommand } = await import('../../api/cli.js');
+      return await runApiCommand(rest, controller.signal);
     }
     let action: ActionName | undefined;
     let args = rest;

@@ -75,6 +75,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'remove-from-date', type: 'string', metavar: 'DATE', group: 'Retention', actions: ['admin'], help: 'Remove chains whose newest backup is at or before DATE (YYYY-MM-DDThh:mm:ss, local time).' },
   // exec
   { name: 'command', type: 'string', metavar: 'CMD', group: 'Exec', actions: ['exec'], help: 'Command to run: stages split on "|", arguments on spaces, no shell (as freezer-agent).' },
+  // API (engine/actions/report.ts)
+  { name: 'api', type: 'string', metavar: 'URL', group: 'API', actions: B, help: 'After the backup, post its result document to the floe API at URL (http://host:9090, or http://host:9090/v2/PROJECT). Not on --dry-run.' },
+  { name: 'token-file', type: 'string', metavar: 'FILE', group: 'API', actions: B, help: 'The API token: the first line of FILE (else the FLOE_TOKEN environment variable).' },
+  { name: 'token', type: 'string', metavar: 'TOKEN', group: 'API', actions: B, help: 'The API token itself. Other users can read it in ps: prefer --token-file or FLOE_TOKEN.' },
+  { name: 'api-required', type: 'bool', default: false, group: 'API', actions: B, help: 'Fail (exit 1) when the backup cannot be reported; by default that is a warning (the backup itself is stored).' },
   // accepted for Freezer compatibility
   { name: 'sync', type: 'bool', default: true, group: 'Compatibility', actions: B, help: 'Flush file system buffers (sync) before a backup.' },
   { name: 'timeout', type: 'int', default: 120, group: 'Compatibility', ignored: true, help: 'Seconds to wait on OpenStack operations.' },

@@ -157,6 +157,10 @@ test('level 0 + level 1 restore matches GNU tar --incremental --extract', async 
     const snap = join(dir, 'snap');
     const create = (out: string) => execFileSync('tar', ['--create', '--format=gnu', `--listed-incremental=${snap}`, '--sparse', '-f', out, '-C', src, '.']);
     create(join(dir, 'l0.tar'));
+    // File times come from the kernel's coarse clock (one tick, up to 10 ms, behind the wall clock GNU tar
+    // stamps its snapshot with): changes made within a tick of level 0 can look older than it and GNU tar
+    // would rightly skip them. Wait past a tick so level 1 sees them (this was a flaky failure).
+    await new Promise((r) => setTimeout(r, 50));
     changeForLevel1(src);
     create(join(dir, 'l1.tar'));
     const l1 = readFileSync(join(dir, 'l1.tar')).toString('latin1');
