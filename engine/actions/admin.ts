@@ -10,7 +10,7 @@ import { AgentOptions } from '../cli/parse.js';
 import { Output } from '../cli/output.js';
 import { chainsToRemove } from '../chain/index.js';
 import { listOrphans } from '../storage/layout.js';
-import { ENGINE, formatDate, hostnameBackupName, listAll, openStorages, parseDate } from './common.js';
+import { engineOf, formatDate, hostnameBackupName, listAll, openStorages, parseDate } from './common.js';
 
 export async function admin(o: AgentOptions, _out: Output): Promise<{ document: Record<string, unknown>; human: string[] }> {
   let cutoff: number;
@@ -18,8 +18,9 @@ export async function admin(o: AgentOptions, _out: Output): Promise<{ document: 
   else if (o.remove_older_than !== undefined) cutoff = Math.floor(Date.now() / 1000 - o.remove_older_than * 86400);
   else throw new UsageError('admin needs --remove-older-than DAYS or --remove-from-date DATE');
   const hbn = hostnameBackupName(o);
+  const engine = engineOf(o);
   const storages = openStorages(o);
-  const all = await listAll(storages, hbn);
+  const all = await listAll(storages, hbn, engine);
   const doomed = chainsToRemove(all.map((l) => l.id), cutoff);
   const human: string[] = [];
   const removed: number[] = [];
@@ -29,13 +30,13 @@ export async function admin(o: AgentOptions, _out: Output): Promise<{ document: 
     removed.push(t0);
     if (o.dry_run) continue;
     for (const s of storages) {
-      await s.remove(`metadata/${ENGINE}/${hbn}/${t0}`);
-      await s.remove(`data/${ENGINE}/${hbn}/${t0}`);
+      await s.remove(`metadata/${engine}/${hbn}/${t0}`);
+      await s.remove(`data/${engine}/${hbn}/${t0}`);
     }
   }
   const orphans: string[] = [];
   for (const s of storages) {
-    for (const key of await listOrphans(s, ENGINE, hbn)) {
+    for (const key of await listOrphans(s, engine, hbn)) {
       const m = /\/(\d+)_(\d+)$/.exec(key);
       if (!m || Number(m[2]) > cutoff) continue;
       orphans.push(key);

@@ -20,6 +20,8 @@ import { VERSION } from '../cli/help.js';
 import { chooseParent } from '../chain/index.js';
 import { runStages, Stage } from '../pipeline/stages.js';
 import { createTarBackup, estimateTree } from '../archive/tar/index.js';
+import { createRsyncBackup } from '../archive/rsync/index.js';
+import { sharedPool } from '../pipeline/pool.js';
 import { compressStage } from '../transform/compress.js';
 import { canParallelCompress, parallelStage } from '../transform/parallel.js';
 import { CryptoBackend, encryptStage, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
@@ -28,7 +30,7 @@ import { StorageDriver } from '../storage/driver.js';
 import { MultiStorage } from '../storage/multi.js';
 import { BackupId, dataKey, engineMetadataKey, formatMetadata, metadataKey } from '../storage/layout.js';
 import { treeChecksum } from '../source/checksum.js';
-import { ENGINE, Located, formatDate, hostnameBackupName, listAll, openStorages, password, readMetadata, sleep } from './common.js';
+import { Located, engineOf, formatDate, hostnameBackupName, listAll, openStorages, password, readMetadata, sleep } from './common.js';
 import { FLOE_FORMAT_VERSION, FloeRecord, SealKeys, newSealKeys, objectIds, openRecord, sealDocument } from './seal.js';
 
 export interface BackupResult {
@@ -41,7 +43,7 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   const started = Date.now();
   if (!o.path_to_backup) throw new UsageError('--path-to-backup is required for a backup');
   if (o.mode !== 'fs') throw new UsageError(`--mode ${o.mode} is not supported (floe backs up files: fs)`);
-  if (o.engine !== ENGINE) throw new UsageError(`--engine ${o.engine} is not supported yet (supported: tar)`);
+  const engine = engineOf(o);
   const hbn = hostnameBackupName(o);
   const root = await checkSource(o.path_to_backup);
   const pw = await password(o);
@@ -49,7 +51,7 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   if (!o.dry_run) for (const s of storages) await s.ensureWritable();
   const sink: StorageDriver = storages.length === 1 ? storages[0] : new MultiStorage(storages);
 
-  const existing = await listAll(storages, hbn);
+  const existing = await listAll(storages, hbn, engine);
   const t = await uniqueTimestamp(existing, signal);
   const parent = chooseParent(existing.map((l) => l.id), {
     incremental: o.incremental && !o.no_incremental,
@@ -58,8 +60,8 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
     restartAlwaysLevel: o.restart_always_level,
   }, t);
   const id: BackupId = parent
-    ? { engine: ENGINE, hbn, t0: parent.t0, level: parent.level + 1, t }
-    : { engine: ENGINE, hbn, t0: t, level: 0, t };
+    ? { engine, hbn, t0: parent.t0, level: parent.level + 1, t }
+    : { engine, hbn, t0: t, level: 0, t };
   const previous = parent ? await parentSnapshot(existing.find((l) => l.id === parent)!, pw, o.crypto_backend) : undefined;
 
   if (o.sync) await runSync();
@@ -69,7 +71,10 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   if ((out.json || process.stderr.isTTY) && !out.quiet) {
     estimateTree(root, o.exclude, signal).then((e) => progress.onTotal?.(e.bytes, e.files), () => undefined);
   }
-  const tar = createTarBackup({ root, exclude: o.exclude, dereference: o.dereference_symlink, previous, progress, signal });
+  const common = { root, exclude: o.exclude, dereference: o.dereference_symlink, previous, progress, signal };
+  const archive = engine === 'rsync'
+    ? (() => { const r = createRsyncBackup({ ...common, blockSize: o.rsync_block_size, pool: sharedPool() }); return { stream: r.stream, state: () => r.metadata(), stats: () => r.stats() }; })()
+    : (() => { const r = createTarBackup(common); return { stream: r.stream, state: () => r.snapshot(), stats: () => r.stats() }; })();
   const keys = newSealKeys(pw);
   const ids = objectIds(id);
   const dataRec = emptyRecord(keys, o.max_segment_size);
@@ -78,7 +83,7 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   // sealStage tags segments of max_segment_size at exact offsets but passes the buffers through as they
   // come: cutting them into whole 32 MiB segments here would only hold more memory (local storage appends).
   stages.push(sealStage(ids.data, keys.key, o.max_segment_size, dataRec));
-  const stream = runStages(tar.stream, stages, { signal });
+  const stream = runStages(archive.stream, stages, { signal });
 
   let stored = 0;
   try {
@@ -86,12 +91,12 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
       for await (const seg of stream) stored += seg.length;
     } else {
       stored = (await sink.put(dataKey(id), counted(stream, (n) => progress.onStored?.(n)), { signal })).size;
-      const snapshot = tar.snapshot();
+      const snapshot = archive.state();
       const em = pw ? encryptBuffer(pw, snapshot, { backend: o.crypto_backend }) : snapshot;
       const emRec = emptyRecord(keys, Math.max(em.length, 1));
       for await (const _ of sealStage(ids.engineMetadata, keys.key, Math.max(em.length, 1), emRec)(one(em), signal)) { /* tags only */ }
       await sink.putSmall(engineMetadataKey(id), em);
-      const stats = tar.stats();
+      const stats = archive.stats();
       const doc = metadataDocument(o, id, keys, dataRec, emRec, {
         files: stats.files, source_bytes: stats.bytes, stored_bytes: stored, duration_s: (Date.now() - started) / 1000,
       }, consistency);
@@ -101,7 +106,7 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
     if (!o.dry_run) await removePartial(sink, id);
     throw err;
   }
-  const stats = tar.stats();
+  const stats = archive.stats();
   const duration = (Date.now() - started) / 1000;
   const document = resultDocument(o, id, consistency, { ...stats, stored, duration, encrypted: !!pw });
   const human = [
@@ -192,7 +197,7 @@ function metadataDocument(
   stats: FloeRecord['stats'], consistency?: string,
 ): Record<string, unknown> & { floe: FloeRecord } {
   const doc = {
-    engine_name: ENGINE,
+    engine_name: id.engine,
     compression: o.compression,
     encryption: !!keys.key,
     floe: {
@@ -229,7 +234,7 @@ function resultDocument(
   ];
   for (const [k, v] of fields) doc[k] = pick(v);
   // floe's additions: what Freezer's document lacks and its UI needs
-  doc.engine_name = ENGINE;
+  doc.engine_name = id.engine;
   doc.level_zero_timestamp = id.t0;
   doc.encryption = s.encrypted;
   doc.files = s.files;

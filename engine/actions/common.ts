@@ -8,8 +8,20 @@ import { createStorage } from '../storage/registry.js';
 import { BackupId, listBackups, metadataKey } from '../storage/layout.js';
 import { readPassFile } from '../transform/encrypt.js';
 
-/** ENGINE is the only engine so far; its name is also the storage directory (data/tar/...). */
-export const ENGINE = 'tar';
+/**
+ * ENGINES: the engines and so the storage directories (data/<engine>/..., metadata/<engine>/...).
+ * tar: GNU tar incremental, Freezer's format. rsync: floe's block-delta engine (docs/rsync-format.md),
+ * stored under `rsync` as Freezer's rsync engines are, but in floe's own format.
+ */
+export const ENGINES = ['tar', 'rsync'] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+/** engineOf checks --engine: Freezer's rsyncv2 writes a different format, which floe does not read. */
+export function engineOf(o: AgentOptions): EngineName {
+  if ((ENGINES as readonly string[]).includes(o.engine)) return o.engine as EngineName;
+  if (o.engine === 'rsyncv2') throw new UsageError("--engine rsyncv2 (Freezer's format) is not supported: floe's block engine is --engine rsync");
+  throw new UsageError(`--engine ${o.engine} is not supported (supported: ${ENGINES.join(', ')})`);
+}
 
 /** A backup found in one of the storages. */
 export interface Located {
@@ -42,10 +54,10 @@ export async function password(o: AgentOptions): Promise<Buffer | undefined> {
  * listAll gathers the backups of `hbn` from every storage. With several storages the same backup may be in
  * each: the first storage that has it is used (Freezer's MultipleStorage reads chains from all of them).
  */
-export async function listAll(storages: StorageDriver[], hbn: string): Promise<Located[]> {
+export async function listAll(storages: StorageDriver[], hbn: string, engine: EngineName): Promise<Located[]> {
   const seen = new Map<string, Located>();
   for (const storage of storages) {
-    for (const id of await listBackups(storage, ENGINE, hbn)) {
+    for (const id of await listBackups(storage, engine, hbn)) {
       const key = `${id.t0}/${id.level}_${id.t}`;
       if (!seen.has(key)) seen.set(key, { id, storage });
     }

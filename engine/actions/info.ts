@@ -4,25 +4,26 @@
  */
 import { AgentOptions } from '../cli/parse.js';
 import { Output, formatBytes } from '../cli/output.js';
-import { ENGINE, Located, formatDate, listAll, openStorages, readMetadata } from './common.js';
+import { ENGINES, Located, formatDate, listAll, openStorages, readMetadata } from './common.js';
 import { NotFoundError } from '../errors.js';
 
 export async function info(o: AgentOptions, out: Output): Promise<{ document: Record<string, unknown>; human: string[] }> {
   const storages = openStorages(o);
   const names = new Set<string>();
-  for (const s of storages) for (const n of await s.list(`metadata/${ENGINE}`)) names.add(n);
+  for (const s of storages) for (const e of ENGINES) for (const n of await s.list(`metadata/${e}`)) names.add(`${e}/${n}`);
   let wanted = [...names].sort();
   if (o.backup_name) {
     const hbn = `${o.hostname}_${o.backup_name}`;
-    wanted = wanted.filter((n) => n === hbn);
+    wanted = wanted.filter((n) => n.endsWith(`/${hbn}`));
     if (wanted.length === 0) throw new NotFoundError(`no backup named '${o.backup_name}' for host '${o.hostname}' in ${storages.map((s) => s.container).join(', ')}`);
   }
   const backups: Array<Record<string, unknown>> = [];
   const human: string[] = [];
-  for (const hbn of wanted) {
-    const list = await listAll(storages, hbn);
+  for (const name of wanted) {
+    const [engine, hbn] = name.split('/') as [(typeof ENGINES)[number], string];
+    const list = await listAll(storages, hbn, engine);
     if (list.length === 0) continue;
-    human.push(`${hbn}:`);
+    human.push(`${hbn} (${engine} engine):`);
     for (const l of list) {
       const row = await describe(l);
       backups.push(row);
@@ -37,7 +38,7 @@ export async function info(o: AgentOptions, out: Output): Promise<{ document: Re
 
 async function describe(l: Located): Promise<Record<string, unknown>> {
   const row: Record<string, unknown> = {
-    hostname_backup_name: l.id.hbn, level_zero_timestamp: l.id.t0, level: l.id.level, time_stamp: l.id.t,
+    hostname_backup_name: l.id.hbn, engine_name: l.id.engine, level_zero_timestamp: l.id.t0, level: l.id.level, time_stamp: l.id.t,
     date: formatDate(l.id.t), container: l.storage.container,
   };
   try {

@@ -14,6 +14,7 @@ import { Output, formatBytes } from '../cli/output.js';
 import { chooseRestore } from '../chain/index.js';
 import { runStages, Stage } from '../pipeline/stages.js';
 import { extractTar } from '../archive/tar/index.js';
+import { extractRsync } from '../archive/rsync/index.js';
 import { Compression, decompressStage } from '../transform/compress.js';
 import { decryptStage } from '../transform/encrypt.js';
 import { sharedPool } from '../pipeline/pool.js';
@@ -21,7 +22,7 @@ import { verifyStage } from '../transform/integrity.js';
 import { dataKey } from '../storage/layout.js';
 import { checksumMatches, checksumTargetPath, treeChecksum } from '../source/checksum.js';
 import { COMPRESSIONS } from '../cli/options.js';
-import { ENGINE, Located, formatDate, hostnameBackupName, listAll, notFound, openStorages, parseDate, password, readMetadata } from './common.js';
+import { ENGINES, Located, engineOf, formatDate, hostnameBackupName, listAll, notFound, openStorages, parseDate, password, readMetadata } from './common.js';
 import { FloeRecord, objectIds, openRecord } from './seal.js';
 
 /**
@@ -42,13 +43,15 @@ interface Plan {
 export async function restore(o: AgentOptions, out: Output, signal: AbortSignal): Promise<{ document: Record<string, unknown>; human: string[] }> {
   const started = Date.now();
   if (!o.restore_abs_path) throw new UsageError('--restore-abs-path is required for a restore');
-  if (o.engine !== ENGINE) throw new UsageError(`--engine ${o.engine} is not supported yet (supported: tar)`);
   const hbn = hostnameBackupName(o);
   const date = o.restore_from_date !== undefined ? parseDate(o.restore_from_date, '--restore-from-date') : undefined;
   const target = resolve(o.restore_abs_path);
   const pw = await password(o);
   const storages = openStorages(o);
-  const all = await listAll(storages, hbn);
+  // --engine names where to look first; a name with backups under the other engine only restores from it
+  const first = engineOf(o);
+  let all = await listAll(storages, hbn, first);
+  for (const e of ENGINES) if (all.length === 0 && e !== first) all = await listAll(storages, hbn, e);
   if (all.length === 0) throw notFound(o, hbn, storages);
   let chain: Located[];
   try {
@@ -81,10 +84,16 @@ export async function restore(o: AgentOptions, out: Output, signal: AbortSignal)
       if (p.encrypted) stages.push(decryptStage(pw!, undefined, { backend: o.crypto_backend, pool: sharedPool() }));
       stages.push(decompressStage(p.compression));
       const source = l.storage.get(dataKey(l.id), { chunkSize: Math.min(READ_CHUNK, o.max_segment_size), signal });
-      const r = await extractTar(runStages(counted(source, (n) => progress.onStored?.(n)), stages, { signal }), {
-        target, incremental: true, dryRun: o.dry_run, progress, signal,
-        onList: o.dry_run ? (h) => (out.json ? out.emit({ type: 'member', level: l.id.level, name: h.name, size: h.size, kind: h.type }) : out.info(h.name)) : undefined,
-      });
+      const input = runStages(counted(source, (n) => progress.onStored?.(n)), stages, { signal });
+      const list = (name: string, size?: number, kind?: string) => (out.json
+        ? out.emit({ type: 'member', level: l.id.level, name, size, kind })
+        : out.info(name));
+      const r = l.id.engine === 'rsync'
+        ? await extractRsync(input, { target, dryRun: o.dry_run, progress, signal, onList: o.dry_run ? (name) => list(name) : undefined })
+        : await extractTar(input, {
+          target, incremental: true, dryRun: o.dry_run, progress, signal,
+          onList: o.dry_run ? (h) => list(h.name, h.size, h.type) : undefined,
+        });
       files += r.files;
       bytes += r.bytes;
     } catch (err) {

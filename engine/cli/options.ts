@@ -38,7 +38,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   // general
   { name: 'action', type: 'string', choices: ACTIONS, default: 'backup', group: 'General', help: 'What to do (the subcommand sets it).' },
   { name: 'mode', short: 'm', type: 'string', default: 'fs', choices: ['fs'], group: 'General', help: 'What to back up: fs (files). Database and cloud modes are not in floe yet.' },
-  { name: 'engine', short: 'e', type: 'string', default: 'tar', choices: ['tar'], group: 'General', help: 'Backup engine: tar (GNU tar format, Freezer compatible).' },
+  { name: 'engine', short: 'e', type: 'string', default: 'tar', choices: ['tar', 'rsync'], group: 'General', help: 'Backup engine: tar (GNU tar incremental, Freezer compatible) or rsync (floe\'s block deltas: a changed file stores only its changed blocks; docs/rsync-format.md).' },
   { name: 'path-to-backup', short: 'F', type: 'string', metavar: 'PATH', group: 'General', actions: B, help: 'File or directory to back up.' },
   { name: 'backup-name', short: 'N', type: 'string', metavar: 'NAME', group: 'General', actions: BRA, help: 'Name of the backup; storage paths use <hostname>_<backup-name>.' },
   { name: 'container', short: 'C', type: 'string', metavar: 'DIR', default: 'freezer_backups', group: 'General', actions: BRA, help: 'Where backups are stored: for local storage a directory (relative paths are taken from the current directory).' },
@@ -61,6 +61,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'compression', type: 'string', default: 'gzip', choices: COMPRESSIONS, group: 'Data', actions: B, help: 'gzip (default, as Freezer), bzip2, xz, zstd or none. Restore reads it from the backup.' },
   { name: 'encrypt-pass-file', type: 'string', metavar: 'FILE', group: 'Data', actions: BR, help: 'Encrypt with AES-256-CFB (OpenSSL enc compatible); the password is the first line of FILE.' },
   { name: 'crypto-backend', type: 'string', choices: ['native', 'wasm'], default: 'native', group: 'Data', actions: BR, help: 'AES implementation: native (OpenSSL, the fastest here) or wasm (the portable WebAssembly kernel). Both write and read the same bytes.' },
+  { name: 'rsync-block-size', type: 'int', metavar: 'BYTES', group: 'Data', actions: B, help: 'rsync engine: block size of the deltas (default: per file, the square root of its size, 700 B to 128 KiB, as rsync).' },
   { name: 'exclude', type: 'list', metavar: 'PATTERN', group: 'Data', actions: B, help: 'Leave out paths matching PATTERN (GNU tar --exclude syntax). Repeatable.' },
   { name: 'dereference-symlink', type: 'string', choices: ['none', 'soft', 'hard', 'all'], default: 'none', group: 'Data', actions: B, help: 'soft: follow symlinks; hard: store hard links as full copies; all: both.' },
   { name: 'max-segment-size', short: 'M', type: 'size', metavar: 'BYTES', default: DEFAULT_SEGMENT_SIZE, group: 'Data', actions: BR, help: 'Segment size for storage writes and reads (default 32 MiB; suffixes K, M, G accepted). Memory use is a small multiple of it.' },

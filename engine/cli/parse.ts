@@ -230,6 +230,7 @@ export interface AgentOptions {
   compression: 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'none';
   encrypt_pass_file?: string;
   crypto_backend: 'native' | 'wasm';
+  rsync_block_size?: number;
   exclude: string[];
   dereference_symlink: 'none' | 'soft' | 'hard' | 'all';
   max_segment_size: number;

@@ -11,11 +11,16 @@ import { compress as zstdCompress } from 'zstd-napi';
 import { createDecipheriv } from 'node:crypto';
 import { move } from 'piscina';
 import { Kernel } from '../../wasm/index.js';
+import { deltaWindow, signatureOf, type DeltaTask } from '../archive/rsync/kernels.js';
 
 export type WorkerTask =
   | { op: 'gzip'; level: number; data: Uint8Array }
   | { op: 'zstd'; level: number; data: Uint8Array }
-  | { op: 'cfb-decrypt'; backend: 'native' | 'wasm'; key: Uint8Array; iv: Uint8Array; data: Uint8Array };
+  | { op: 'cfb-decrypt'; backend: 'native' | 'wasm'; key: Uint8Array; iv: Uint8Array; data: Uint8Array }
+  /** rsync engine: weak + strong sums of the blocks of `data` (engine/archive/rsync/kernels.ts). */
+  | { op: 'rsync-signature'; blockSize: number; data: Uint8Array }
+  /** rsync engine: confirmed block matches in one window of a new file (engine/archive/rsync/kernels.ts). */
+  | ({ op: 'rsync-delta' } & DeltaTask);
 
 /** A task's result: the output bytes (transferred), or a failure as plain data. */
 export type WorkerResult = Uint8Array | { error: { code: string; message: string } };
@@ -77,6 +82,14 @@ export default function run(task: WorkerTask): WorkerResult {
         return move(owned(gzipBlock(task.data, task.level))) as Uint8Array;
       case 'cfb-decrypt':
         return move(owned(cfbDecrypt(task))) as Uint8Array;
+      case 'rsync-signature':
+        kernel ??= Kernel.create();
+        return move(signatureOf(kernel, task.data, task.blockSize)) as Uint8Array;
+      case 'rsync-delta': {
+        kernel ??= Kernel.create();
+        const r = deltaWindow(kernel, task);
+        return move(new Uint8Array(r.buffer, r.byteOffset, r.byteLength)) as Uint8Array;
+      }
       case 'zstd':
         return move(owned(zstdCompress(task.data, { compressionLevel: task.level, checksumFlag: true }))) as Uint8Array;
     }

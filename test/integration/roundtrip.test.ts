@@ -29,6 +29,8 @@ interface Config {
   levels: number[];
   /** Paths the configuration leaves out (excludes). */
   drop?: (path: string) => boolean;
+  /** Storage engine directory (default tar). */
+  engine?: string;
 }
 
 const CONFIGS: Config[] = [
@@ -46,6 +48,11 @@ const CONFIGS: Config[] = [
   { name: 'no-incremental', compression: 'zstd', encrypt: false, extra: ['--no-incremental'], levels: [0, 0, 0, 0] },
   // the WASM AES kernel writes what OpenSSL reads: backups made with it restore with the native default
   { name: 'wasm-crypto', compression: 'zstd', encrypt: true, extra: ['--crypto-backend', 'wasm'], levels: [0, 1, 2, 3] },
+  // the rsync engine (block deltas), through the same levels, changes and date restores as tar
+  { name: 'rsync-gzip-enc', compression: 'gzip', encrypt: true, extra: ['--engine', 'rsync'], levels: [0, 1, 2, 3], engine: 'rsync' },
+  { name: 'rsync-zstd-small-blocks', compression: 'zstd', encrypt: false, extra: ['--engine', 'rsync', '--rsync-block-size', '1024'], levels: [0, 1, 2, 3], engine: 'rsync' },
+  { name: 'rsync-exclude', compression: 'none', encrypt: false, extra: ['--engine', 'rsync', '--exclude', '*.log', '--exclude', 'cache'], levels: [0, 1, 2, 3], engine: 'rsync',
+    drop: (p) => p.split('/').some((c) => c === 'cache' || c.endsWith('.log')) },
   {
     name: 'exclude',
     compression: 'gzip',
@@ -166,7 +173,7 @@ test('backup: four rounds for every configuration', async () => {
 
 /** checkLayout verifies the round's backup is visible with the expected level and chain; records T. */
 function checkLayout(cfg: Config, round: number): string | undefined {
-  const stored = listStored(storeOf(cfg), HOST, cfg.name);
+  const stored = listStored(storeOf(cfg), HOST, cfg.name, cfg.engine);
   if (stored.length !== round + 1) return `round ${round}: ${stored.length} backups visible, expected ${round + 1}`;
   const last = stored[stored.length - 1]!;
   const want = cfg.levels[round]!;

@@ -1,0 +1,240 @@
+/**
+ * The rsync engine's on-storage formats: the data stream and the engine_metadata (docs/rsync-format.md).
+ *
+ * Model. A level's stream is `MAGIC`, then records, then one trailer record:
+ *   record  := kind:u8  jsonLength:u32le  json:UTF-8  [data, for 'E' records whose json has `d`]
+ *   data    := op* OP_END  size:u64le  sha256:32       (the new file's size and whole-content hash)
+ *   op      := OP_LITERAL n:u32le bytes[n] | OP_COPY block:u32le count:u32le | OP_HOLE n:u64le
+ * Kinds: 'E' entry (a path and its attributes), 'D' deletion, 'T' trailer ({entries}: the count of E and
+ * D records; a stream without it is truncated). All integers are little-endian.
+ *
+ * engine_metadata is one zstd frame (with content checksum) of raw = META_MAGIC then one record per path:
+ *   u16 pathLength, path, u8 flags (bit 0: has signature), u32 st_mode, u64 ino, u64 size,
+ *   i64 mtimeNs, i64 ctimeNs, [if signature: sha256:32, blockSize:u32, blocks:u32, weak:u32 x blocks,
+ *   strong:16 x blocks]
+ * Identifiers here are persisted: never reuse one for another meaning.
+ */
+import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
+import { IntegrityError } from '../../errors.js';
+
+/** MAGIC opens every data stream: "FLOERSY" and the format version 1. */
+export const MAGIC = Buffer.from('FLOERSY\x01', 'latin1');
+/** META_MAGIC opens the (inflated) engine_metadata: "FLOERSM" and version 1. */
+export const META_MAGIC = Buffer.from('FLOERSM\x01', 'latin1');
+
+export const KIND_ENTRY = 0x45; // 'E'
+export const KIND_DELETE = 0x44; // 'D'
+export const KIND_TRAILER = 0x54; // 'T'
+
+export const OP_END = 0x00;
+export const OP_LITERAL = 0x01;
+export const OP_COPY = 0x02;
+export const OP_HOLE = 0x03;
+
+/** STRONG_LEN: bytes of SHA-256 kept per block (128 bits: a false block match is out of reach). */
+export const STRONG_LEN = 16;
+/** MAX_JSON: a record's JSON is a path and a few attributes; more than 1 MiB means corruption. */
+export const MAX_JSON = 1 << 20;
+/** MAX_LITERAL: the largest literal op the writer emits and the reader accepts (memory bound). */
+export const MAX_LITERAL = 1 << 20;
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'fifo' | 'chardev' | 'blockdev';
+
+/** EntryHeader: the JSON of an 'E' record. Times are decimal strings of ns since the epoch. */
+export interface EntryHeader {
+  /** Path relative to the restore target, '/'-separated; '' is the target itself (a directory). */
+  p: string;
+  t: EntryType;
+  /** Permission bits (st_mode & 0o7777). */
+  m: number;
+  u: number;
+  g: number;
+  un: string;
+  gn: string;
+  mt: string;
+  /** symlink target, or the path a hard link points to (an earlier entry, or a path kept unchanged). */
+  l?: string;
+  /** Device major and minor. */
+  rd?: [number, number];
+  /** Data follows: 'full' (literals and holes only) or 'delta' (against `base`). */
+  d?: 'full' | 'delta';
+  /** The file the delta applies to, as the previous level left it: size, sha256 (hex), block size, and
+   * its path when it is not the entry's own (a rename: `p` is then deleted later in the same level). */
+  base?: { sz: number; sha: string; bs: number; p?: string };
+  /** Restore zero ranges as holes (the source file was sparse). */
+  sp?: boolean;
+}
+
+export function encodeRecord(kind: number, json: object): Buffer {
+  const body = Buffer.from(JSON.stringify(json), 'utf8');
+  const head = Buffer.allocUnsafe(5);
+  head[0] = kind;
+  head.writeUInt32LE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+export function literalHead(n: number): Buffer {
+  const b = Buffer.allocUnsafe(5);
+  b[0] = OP_LITERAL;
+  b.writeUInt32LE(n, 1);
+  return b;
+}
+
+export function copyOp(block: number, count: number): Buffer {
+  const b = Buffer.allocUnsafe(9);
+  b[0] = OP_COPY;
+  b.writeUInt32LE(block, 1);
+  b.writeUInt32LE(count, 5);
+  return b;
+}
+
+export function holeOp(n: number): Buffer {
+  const b = Buffer.allocUnsafe(9);
+  b[0] = OP_HOLE;
+  b.writeBigUInt64LE(BigInt(n), 1);
+  return b;
+}
+
+export function endOp(size: number, sha: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(41);
+  b[0] = OP_END;
+  b.writeBigUInt64LE(BigInt(size), 1);
+  sha.copy(b, 9);
+  return b;
+}
+
+// ------------------------------------------------------------------------------------ block size
+
+/** MIN_BLOCK / MAX_BLOCK: rsync's BLOCK_SIZE (700) and MAX_BLOCK_SIZE for protocol >= 30 (128 KiB). */
+export const MIN_BLOCK = 700;
+export const MAX_BLOCK = 128 << 10;
+
+/**
+ * sqrtBlockSize is rsync's rule (generator.c sum_sizes_sqroot): 700 bytes up to 490000-byte files, then
+ * the square root of the length rounded down to a multiple of 8, at most 128 KiB. The square root
+ * balances the signature (length / bs entries) against the literal cost of a change (~bs bytes).
+ */
+export function sqrtBlockSize(len: number): number {
+  if (len <= MIN_BLOCK * MIN_BLOCK) return MIN_BLOCK;
+  const r = Math.floor(Math.sqrt(len)) & ~7;
+  return Math.min(MAX_BLOCK, Math.max(MIN_BLOCK, r));
+}
+
+// ------------------------------------------------------------------------------------ engine_metadata
+
+/** Signature of one file version: whole-content hash plus per-block weak and strong sums. */
+export interface Signature {
+  sha: Buffer;
+  blockSize: number;
+  /** Weak sums of the blocks; the last block may be short (size % blockSize bytes). */
+  weaks: Uint32Array;
+  /** STRONG_LEN bytes per block. */
+  strongs: Buffer;
+}
+
+/** MetaRecord: what the next level knows about one path. */
+export interface MetaRecord {
+  path: string;
+  mode: number;
+  ino: bigint;
+  size: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  sig?: Signature;
+  /** The record's encoded bytes (carried forward as is when the path is unchanged). */
+  raw?: Buffer;
+}
+
+const FIXED = 1 + 4 + 8 + 8 + 8 + 8;
+
+export function encodeMeta(r: MetaRecord): Buffer {
+  if (r.raw) return r.raw;
+  const path = Buffer.from(r.path, 'utf8');
+  const n = r.sig ? r.sig.weaks.length : 0;
+  const sigLen = r.sig ? 32 + 8 + n * (4 + STRONG_LEN) : 0;
+  const b = Buffer.allocUnsafe(2 + path.length + FIXED + sigLen);
+  let o = b.writeUInt16LE(path.length, 0);
+  o += path.copy(b, o);
+  o = b.writeUInt8(r.sig ? 1 : 0, o);
+  o = b.writeUInt32LE(r.mode >>> 0, o);
+  o = b.writeBigUInt64LE(r.ino, o);
+  o = b.writeBigUInt64LE(BigInt(r.size), o);
+  o = b.writeBigInt64LE(r.mtimeNs, o);
+  o = b.writeBigInt64LE(r.ctimeNs, o);
+  if (r.sig) {
+    o += r.sig.sha.copy(b, o);
+    o = b.writeUInt32LE(r.sig.blockSize, o);
+    o = b.writeUInt32LE(n, o);
+    o += Buffer.from(r.sig.weaks.buffer, r.sig.weaks.byteOffset, n * 4).copy(b, o);
+    o += r.sig.strongs.copy(b, o, 0, n * STRONG_LEN);
+  }
+  return b;
+}
+
+/**
+ * MetaWriter collects records in order; a record may still be computing (its signature in the pool).
+ * finish() waits for them and returns the compressed engine_metadata.
+ */
+export class MetaWriter {
+  readonly #parts: (Buffer | Promise<MetaRecord>)[] = [META_MAGIC];
+  add(r: MetaRecord | Promise<MetaRecord>): void {
+    if (r instanceof Promise) r.catch(() => undefined); // awaited by finish(); not unhandled meanwhile
+    this.#parts.push(r instanceof Promise ? r : encodeMeta(r));
+  }
+  async finish(): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for (const p of this.#parts) parts.push(p instanceof Promise ? encodeMeta(await p) : p);
+    // zstd level 1: it stores the random weak/strong sums at memory speed (deflate spent ~20 ms per MB
+    // on them) and still compresses paths and attributes well; zstd is already a dependency (transforms)
+    return zstdCompress(Buffer.concat(parts), { compressionLevel: 1, checksumFlag: true });
+  }
+}
+
+/** parseMeta reads an engine_metadata; IntegrityError when it is not one of ours or is damaged. */
+export function parseMeta(buf: Buffer): Map<string, MetaRecord> {
+  let raw: Buffer;
+  try {
+    raw = zstdDecompress(buf);
+  } catch (err) {
+    throw new IntegrityError('rsync engine_metadata: cannot decompress (damaged or not an rsync engine state)', { cause: err });
+  }
+  if (raw.length < META_MAGIC.length || !raw.subarray(0, META_MAGIC.length).equals(META_MAGIC)) {
+    throw new IntegrityError('rsync engine_metadata: bad magic (not written by floe\'s rsync engine)');
+  }
+  const out = new Map<string, MetaRecord>();
+  let o = META_MAGIC.length;
+  const need = (n: number) => {
+    if (o + n > raw.length) throw new IntegrityError('rsync engine_metadata: truncated');
+  };
+  while (o < raw.length) {
+    const start = o;
+    need(2);
+    const pl = raw.readUInt16LE(o);
+    o += 2;
+    need(pl + FIXED);
+    const path = raw.toString('utf8', o, o + pl);
+    o += pl;
+    const flags = raw[o++];
+    const mode = raw.readUInt32LE(o); o += 4;
+    const ino = raw.readBigUInt64LE(o); o += 8;
+    const size = Number(raw.readBigUInt64LE(o)); o += 8;
+    const mtimeNs = raw.readBigInt64LE(o); o += 8;
+    const ctimeNs = raw.readBigInt64LE(o); o += 8;
+    let sig: Signature | undefined;
+    if (flags & 1) {
+      need(40);
+      const sha = raw.subarray(o, o + 32); o += 32;
+      const blockSize = raw.readUInt32LE(o); o += 4;
+      const n = raw.readUInt32LE(o); o += 4;
+      need(n * (4 + STRONG_LEN));
+      if (blockSize < 1 || Math.ceil(size / blockSize) !== n) throw new IntegrityError(`rsync engine_metadata: ${path}: bad signature`);
+      const weaks = new Uint32Array(n);
+      Buffer.from(weaks.buffer).set(raw.subarray(o, o + n * 4));
+      o += n * 4;
+      const strongs = raw.subarray(o, o + n * STRONG_LEN); o += n * STRONG_LEN;
+      sig = { sha, blockSize, weaks, strongs };
+    }
+    out.set(path, { path, mode, ino, size, mtimeNs, ctimeNs, sig, raw: raw.subarray(start, o) });
+  }
+  return out;
+}
