@@ -25,6 +25,7 @@ import clientsRoutes from './clients.js';
 import jobsRoutes from './jobs.js';
 import actionsRoutes from './actions.js';
 import sessionsRoutes from './sessions.js';
+import { installUi } from './ui.js';
 import { VERSION } from '../engine/cli/help.js';
 
 export interface AppOptions {
@@ -112,6 +113,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   for (const routes of [backupsRoutes, clientsRoutes, jobsRoutes, actionsRoutes, sessionsRoutes]) {
     await app.register(routes, { prefix: '/v2/:project_id' });
   }
+  installUi(app); // the web UI (dist/ui) at /ui/
   return app;
 }
 
