@@ -5,6 +5,8 @@
  *   floe agent --action ACTION [options]               freezer-agent's form (what schedulers run)
  *   floe help [ACTION]                                 help
  *   floe api ...                                       the API server and its tokens (api/cli.ts)
+ *   floe scheduler ...                                 this node's job scheduler (scheduler/cli.ts)
+ *   floe start                                         API + web UI + scheduler on one machine (api/start.ts)
  * Any failure ends as one line `floe: <message>` on stderr and a documented exit code (docs/exit-codes.md).
  */
 import { hostname as osHostname } from 'node:os';
@@ -41,13 +43,16 @@ export async function main(argv: string[]): Promise<number> {
       const { runApiCommand } = await import('../../api/cli.js');
       return await runApiCommand(rest, controller.signal);
     }
+    if (first === 'scheduler') return await (await import('../../scheduler/cli.js')).runSchedulerCommand(rest, controller.signal);
+    // the whole service on one machine: API + UI + this node's scheduler (api/start.ts; npm start)
+    if (first === 'start') return await (await import('../../api/start.js')).runStart(rest, controller.signal);
     let action: ActionName | undefined;
     let args = rest;
     if (ACTIONS.includes(first as ActionName)) action = first as ActionName;
     else if (first !== 'agent') {
       // freezer-agent style without the subcommand: `floe --action backup ...`
       if (first.startsWith('-')) args = argv;
-      else throw new UsageError(`unknown command '${first}' (commands: ${ACTIONS.join(', ')}, agent, help)`);
+      else throw new UsageError(`unknown command '${first}' (commands: ${ACTIONS.join(', ')}, agent, api, scheduler, start, help)`);
     }
     const parsed = parseArgv(args);
     if (parsed.help) {
