@@ -18,8 +18,8 @@ import { AgentOptions } from '../cli/parse.js';
 import { Output, formatBytes } from '../cli/output.js';
 import { VERSION } from '../cli/help.js';
 import { chooseParent } from '../chain/index.js';
-import { runStages, Stage } from '../pipeline/stages.js';
-import { createTarBackup, estimateTree } from '../archive/tar/index.js';
+import { counted, runStages, Stage } from '../pipeline/stages.js';
+import { TarBackupOptions, createTarBackup, estimateTree } from '../archive/tar/index.js';
 import { createRsyncBackup } from '../archive/rsync/index.js';
 import { sharedPool } from '../pipeline/pool.js';
 import { compressStage } from '../transform/compress.js';
@@ -30,7 +30,7 @@ import { StorageDriver } from '../storage/driver.js';
 import { MultiStorage } from '../storage/multi.js';
 import { BackupId, dataKey, engineMetadataKey, formatMetadata, metadataKey } from '../storage/layout.js';
 import { treeChecksum } from '../source/checksum.js';
-import { Located, engineOf, formatDate, hostnameBackupName, listAll, openStorages, password, readMetadata, sleep } from './common.js';
+import { EngineName, Located, engineOf, formatDate, hostnameBackupName, listAll, openStorages, password, readMetadata, sleep } from './common.js';
 import { FLOE_FORMAT_VERSION, FloeRecord, SealKeys, newSealKeys, objectIds, openRecord, sealDocument } from './seal.js';
 
 export interface BackupResult {
@@ -71,10 +71,7 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   if ((out.json || process.stderr.isTTY) && !out.quiet) {
     estimateTree(root, o.exclude, signal).then((e) => progress.onTotal?.(e.bytes, e.files), () => undefined);
   }
-  const common = { root, exclude: o.exclude, dereference: o.dereference_symlink, previous, progress, signal };
-  const archive = engine === 'rsync'
-    ? (() => { const r = createRsyncBackup({ ...common, blockSize: o.rsync_block_size, pool: sharedPool() }); return { stream: r.stream, state: () => r.metadata(), stats: () => r.stats() }; })()
-    : (() => { const r = createTarBackup(common); return { stream: r.stream, state: () => r.snapshot(), stats: () => r.stats() }; })();
+  const archive = openArchive(engine, { root, exclude: o.exclude, dereference: o.dereference_symlink, previous, progress, signal }, o);
   const keys = newSealKeys(pw);
   const ids = objectIds(id);
   const dataRec = emptyRecord(keys, o.max_segment_size);
@@ -116,6 +113,23 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   ];
   if (consistency) human.push(`consistency checksum: ${consistency}`);
   return { document, human };
+}
+
+/** Archive: what backup needs of an engine: the stream, then the state for the next level (engine_metadata). */
+interface Archive {
+  stream: AsyncIterable<Buffer>;
+  /** The new engine_metadata; valid once the stream was consumed. */
+  state(): Buffer;
+  stats(): { files: number; bytes: number; warnings: number };
+}
+
+function openArchive(engine: EngineName, common: TarBackupOptions, o: AgentOptions): Archive {
+  if (engine === 'rsync') {
+    const r = createRsyncBackup({ ...common, blockSize: o.rsync_block_size, pool: sharedPool() });
+    return { stream: r.stream, state: () => r.metadata(), stats: () => r.stats() };
+  }
+  const t = createTarBackup(common);
+  return { stream: t.stream, state: () => t.snapshot(), stats: () => t.stats() };
 }
 
 async function checkSource(path: string): Promise<string> {
@@ -167,13 +181,6 @@ function emptyRecord(keys: SealKeys, segmentSize: number): IntegrityRecord {
 
 async function* one(b: Buffer): AsyncIterable<Buffer> {
   yield b;
-}
-
-async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncIterable<Buffer> {
-  for await (const b of src) {
-    onBytes(b.length);
-    yield b;
-  }
 }
 
 function runSync(): Promise<void> {

@@ -12,7 +12,7 @@ import { ChecksumMismatchError, FloeError, IntegrityError, TargetNotEmptyError, 
 import { AgentOptions } from '../cli/parse.js';
 import { Output, formatBytes } from '../cli/output.js';
 import { chooseRestore } from '../chain/index.js';
-import { runStages, Stage } from '../pipeline/stages.js';
+import { counted, runStages, Stage } from '../pipeline/stages.js';
 import { extractTar } from '../archive/tar/index.js';
 import { extractRsync } from '../archive/rsync/index.js';
 import { Compression, decompressStage } from '../transform/compress.js';
@@ -145,12 +145,5 @@ async function prepareTarget(target: string, overwrite: boolean): Promise<void> 
   }
   if (entries.length > 0 && !overwrite) {
     throw new TargetNotEmptyError(`restore path ${target} is not empty (use --overwrite to restore over it)`);
-  }
-}
-
-async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncIterable<Buffer> {
-  for await (const b of src) {
-    onBytes(b.length);
-    yield b;
   }
 }

@@ -107,3 +107,11 @@ export function rechunk(size: number): Stage {
     if (have > 0) yield parts.length === 1 ? parts[0] : Buffer.concat(parts, have);
   };
 }
+
+/** counted passes a stream through, telling `onBytes` the size of each buffer (progress on the data path). */
+export async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncIterable<Buffer> {
+  for await (const b of src) {
+    onBytes(b.length);
+    yield b;
+  }
+}
