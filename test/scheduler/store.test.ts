@@ -111,7 +111,7 @@ test('floe scheduler options: Freezer\'s names and short forms, an INI file unde
   assert.is(s.pidFile, '/tmp/jobs/.floe/scheduler.pid');
   const floe = settingsOf(parseArgs(['start']).flags, { FREEZER_SCHEDULER_CONF_D: '/etc/x' });
   assert.is(floe.jobsDir, '/etc/x');
-  assert.equal(floe.capabilities.engines, ['tar'], 'floe\'s own agent: what floe supports');
+  assert.equal(floe.capabilities.engines, ['tar', 'rsync'], 'floe\'s own agent: what floe supports');
   const dir = tempDir();
   mkdirSync(join(dir, 'j'));
   const cfg = join(dir, 'scheduler.conf');
