@@ -25,6 +25,7 @@ import clientsRoutes from './clients.js';
 import jobsRoutes from './jobs.js';
 import actionsRoutes from './actions.js';
 import sessionsRoutes from './sessions.js';
+import runsRoutes from './runs.js';
 import { installUi } from './ui.js';
 import { VERSION } from '../engine/cli/help.js';
 
@@ -95,7 +96,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       info: {
         title: 'floe API',
         version: VERSION,
-        description: 'freezer-api v2 compatible: backups, clients, jobs, actions and sessions of a project. ' +
+        description: 'freezer-api v2 compatible: backups, clients, jobs, actions and sessions of a project; and floe\'s run reports (per-run metrics). ' +
           'List filters may be sent as a JSON body on GET (as Freezer\'s clients do) or as the match/match_not query parameters.',
       },
       components: { securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'X-Auth-Token' } } },
@@ -110,7 +111,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
   });
   await app.register(homeRoutes);
-  for (const routes of [backupsRoutes, clientsRoutes, jobsRoutes, actionsRoutes, sessionsRoutes]) {
+  for (const routes of [backupsRoutes, clientsRoutes, jobsRoutes, actionsRoutes, sessionsRoutes, runsRoutes]) {
     await app.register(routes, { prefix: '/v2/:project_id' });
   }
   installUi(app); // the web UI (dist/ui) at /ui/

@@ -9,7 +9,7 @@
  *   member  everything in its project but central clients (Freezer's `admin_or_owner`)
  *   reader  read only
  *   agent   what a node needs and nothing else: register its client, read its jobs, update their run
- *           status, start/end its session jobs, post backups. It cannot delete or rewrite anything.
+ *           status, start/end its session jobs, post backups and run reports. It cannot delete or rewrite anything.
  *           An agent token may be bound to one client_id; then it sees and touches that client's only.
  *
  * Unlike Keystone admins, no role reaches another project: Freezer's `get_all_projects` and central
@@ -71,6 +71,9 @@ export const POLICY = {
   'sessions:action:create': WRITE_AGENT,
   'sessions:job:add': WRITE,
   'sessions:job:remove': WRITE,
+  /** floe's run reports (api/runs.ts): agents post them, for their own client's jobs only */
+  'runs:create': WRITE_AGENT,
+  'runs:get_all': READ,
   /** GET /v2/ and GET /auth/token: any valid token */
   'home:get': READ_AGENT,
 } as const satisfies Record<string, readonly Role[]>;

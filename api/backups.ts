@@ -4,15 +4,22 @@
  *
  *   GET    /backups                200 {"backups": [...]}   filters, limit/offset, time_after/time_before
  *   POST   /backups                201 {"backup_id"}        body: the agent's result document
+ *                                   200 {"backup_id"}        the same backup was already recorded (below)
  *   GET    /backups/{backup_id}    200 document | 404
  *   PATCH  /backups/{backup_id}    200 updated document     {status?, backup_metadata? (merged)}
  *   DELETE /backups/{backup_id}    204 | 404
  *
  * The time filter works (freezer-api's does not): it bounds `backup_metadata.time_stamp`, kept in a
  * column. Listings are newest first.
+ *
+ * POST is idempotent on the backup's natural identity (identityOf): an agent whose answer was lost posts
+ * the same document again and gets the first backup_id with 200, never a second record. A unique index
+ * on (project, identity) settles concurrent repeats. Documents without a time_stamp have no identity.
+ * The identity is fixed at creation: a PATCH of backup_metadata does not change it.
  */
 import type { FastifyInstance } from 'fastify';
-import { apiError } from './errors.js';
+import { createHash } from 'node:crypto';
+import { ApiError, apiError } from './errors.js';
 import { StoredRecord } from './db/store.js';
 import { Doc, listQuery, mutate, newId, principal, projectOf } from './http.js';
 import { filterBody, idParams, listQuery as listQs, projectParams, withErrors } from './schemas/common.js';
@@ -39,17 +46,32 @@ export default async function backupsRoutes(app: FastifyInstance): Promise<void>
     config: { permission: 'backups:create' },
     schema: {
       tags, summary: 'Record a backup (the agent\'s result document)', params: projectParams, body: backupCreateBody,
-      response: withErrors({ 201: { type: 'object', properties: { backup_id: { type: 'string' } } } }, 409),
+      response: withErrors({ 200: { type: 'object', properties: { backup_id: { type: 'string' } } }, 201: { type: 'object', properties: { backup_id: { type: 'string' } } } }, 409),
     },
   }, async (req, reply) => {
     const p = principal(req);
     const { status, ...metadata } = req.body as Doc;
+    const identity = identityOf(metadata);
+    const first = identity ? await backupByIdentity(app, p.projectId, identity) : null;
+    if (first) {
+      reply.code(200);
+      return { backup_id: first };
+    }
     const id = newId();
-    await backups.create(p.projectId, id, p.userId, metadata, {
-      status: typeof status === 'string' ? status : 'available',
-      ...columnsOf(metadata),
-      userName: '',
-    });
+    try {
+      await backups.create(p.projectId, id, p.userId, metadata, {
+        status: typeof status === 'string' ? status : 'available',
+        ...columnsOf(metadata),
+        userName: '',
+        ...(identity ? { identity } : {}),
+      });
+    } catch (err) {
+      // two identical POSTs at once: the unique index let one through; answer the other with its id
+      const winner = identity && err instanceof ApiError && err.code === 'FLOE_API_ERR_EXISTS' ? await backupByIdentity(app, p.projectId, identity) : null;
+      if (!winner) throw err;
+      reply.code(200);
+      return { backup_id: winner };
+    }
     reply.code(201);
     return { backup_id: id };
   });
@@ -87,6 +109,24 @@ export default async function backupsRoutes(app: FastifyInstance): Promise<void>
     if (!(await backups.delete(projectOf(req), id))) throw apiError('FLOE_API_ERR_NOT_FOUND', 'backup', id);
     reply.code(204).send();
   });
+}
+
+/**
+ * identityOf is the natural identity of a backup: sha-256 of (hostname, backup_name, engine_name
+ * (default tar), time_stamp, curr_backup_level), or undefined without a numeric time_stamp (nothing
+ * then tells two backups apart).
+ */
+export function identityOf(metadata: Doc): string | undefined {
+  const ts = metadata.time_stamp;
+  if (typeof ts !== 'number') return undefined;
+  const engine = typeof metadata.engine_name === 'string' && metadata.engine_name !== '' ? metadata.engine_name : 'tar';
+  const level = metadata.curr_backup_level ?? '';
+  return createHash('sha256').update(JSON.stringify([metadata.hostname, metadata.backup_name, engine, ts, level])).digest('hex');
+}
+
+async function backupByIdentity(app: FastifyInstance, projectId: string, identity: string): Promise<string | null> {
+  const row = await app.store.db.backup.findUnique({ where: { projectId_identity: { projectId, identity } }, select: { id: true } });
+  return row?.id ?? null;
 }
 
 function columnsOf(metadata: Doc): { jobId: string; timeStamp: number } {

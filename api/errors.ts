@@ -27,6 +27,8 @@ export const API_ERRORS = {
   FLOE_API_ERR_NOT_FOUND: { status: 404, title: 'Not Found', message: '%s %s not found' },
   FLOE_API_ERR_NO_ROUTE: { status: 404, title: 'Not Found', message: 'no endpoint %s %s' },
   FLOE_API_ERR_EXISTS: { status: 409, title: 'Document already existing', message: '%s %s already exists' },
+  /** A run report's run_id is already recorded for another job (a repeat for the same job is a 200). */
+  FLOE_API_ERR_RUN_EXISTS: { status: 409, title: 'Document already existing', message: 'run %s is already recorded for job %s' },
   FLOE_API_ERR_CONFLICT: { status: 409, title: 'Conflict', message: '%s %s is being changed by another request: retry' },
   /** Not 753 as freezer-api: that is no HTTP status (many clients and proxies reject it); see docs. */
   FLOE_API_ERR_MALFORMED_JSON: { status: 400, title: 'Malformed JSON', message: 'the request body is not valid JSON: %s' },

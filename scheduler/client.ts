@@ -7,6 +7,7 @@
  *   PATCH /v2/{project}/jobs/{id}              run status: job_schedule keys, session_tag
  *   POST  /v2/{project}/backups                an agent result document (+ job_id, run_metrics)
  *   GET   /v2/{project}/backups                find a document posted before (by run_metrics.report_id)
+ *   POST  /v2/{project}/jobs/{id}/runs         one action run's metrics (floe's API; idempotent on run_id)
  *   POST  /v2/{project}/sessions/{id}/action   session start / end (§5.3)
  *   GET   /auth/token                          floe's: the token's project, when --project is not given
  *
@@ -58,7 +59,7 @@ export interface ApiClientOptions {
 }
 
 /** SchedulerApi: the part of the client the scheduler uses (tests give it an in-memory API). */
-export type SchedulerApi = Pick<ApiClient, 'url' | 'registerClient' | 'listJobs' | 'patchJob' | 'createBackup' | 'findBackups' | 'sessionAction'>;
+export type SchedulerApi = Pick<ApiClient, 'url' | 'registerClient' | 'listJobs' | 'patchJob' | 'createBackup' | 'findBackups' | 'sessionAction' | 'postRun'>;
 
 export interface SessionAnswer {
   result: string;
@@ -138,6 +139,15 @@ export class ApiClient {
   async createBackup(doc: Doc): Promise<string> {
     const r = await this.#v2('POST', '/backups', doc);
     return String((r as Doc).backup_id ?? '');
+  }
+
+  /**
+   * postRun records one action run with its metrics (floe's API: POST /jobs/{id}/runs). The API is
+   * idempotent on the body's run_id: posting again after a lost answer records nothing new.
+   */
+  async postRun(jobId: string, body: Doc): Promise<string> {
+    const r = await this.#v2('POST', `/jobs/${encodeURIComponent(jobId)}/runs`, body);
+    return String((r as Doc).run_id ?? '');
   }
 
   /** findBackups lists backup documents matching every {key: value} of `match`. */

@@ -6,11 +6,12 @@
  * (`source_bytes`, `stored_bytes`: floe's agent writes them; freezer-agent does not, so they are absent)
  * or, in-process, from the engine's progress events.
  *
- * Where they go: the API (issue 5) has no place for run metrics (a job's `job_schedule` accepts only
- * Freezer's keys), so each backup document the scheduler posts carries them under `run_metrics`
- * ({@link backupRunMetrics}); every run, backup or not, is also kept in the job's local record and shown
- * by `floe scheduler status`.
+ * Where they go: every action run is posted to floe's API as a run report (POST /jobs/{id}/runs,
+ * {@link runReport}; Freezer's SQL backend keeps `action_reports` alike); each backup document the
+ * scheduler posts also carries them under `run_metrics` ({@link backupRunMetrics}); and every run is kept
+ * in the job's local record and shown by `floe scheduler status`.
  */
+import { randomUUID } from 'node:crypto';
 import type { ActionRecord } from './store.js';
 
 export interface RunMetrics {
@@ -79,6 +80,38 @@ export function backupRunMetrics(o: {
     bytes_read: o.bytesRead ?? null,
     bytes_stored: o.bytesStored ?? null,
     rate_bytes_per_s: o.bytesRead !== undefined ? rate(o.bytesRead, ms) : null,
+  };
+}
+
+/** RUN_ACTIONS: the actions floe's API keeps run reports for (api/schemas/runs.ts). */
+const RUN_ACTIONS = new Set(['backup', 'restore', 'exec', 'admin', 'info']);
+/** MAX_RUN_LOG: the API keeps at most this many characters of a run's log (its tail is sent). */
+const MAX_RUN_LOG = 16_384;
+
+/**
+ * runReport is the body of POST /jobs/{id}/runs for one finished action, or undefined for an action the
+ * API does not keep runs of. `run_id` is a fresh UUID: made once, stored in the outbox with the report,
+ * and sent with every attempt, so the API records the run once however often it is posted.
+ * An exit code the API cannot take (-1: the agent could not run) is reported as 255.
+ */
+export function runReport(a: ActionRecord, sessionId: string): Record<string, unknown> | undefined {
+  if (!RUN_ACTIONS.has(a.action) || a.result === 'skipped') return undefined;
+  const ms = Math.max(0, a.ended - a.started);
+  const read = a.bytes_read ?? 0;
+  const code = a.exit_code ?? 0;
+  return {
+    run_id: randomUUID(),
+    action: a.action,
+    result: a.result,
+    exit_code: code >= 0 && code <= 255 ? code : 255,
+    time_started: Math.floor(a.started / 1000),
+    time_ended: Math.floor(Math.max(a.ended, a.started) / 1000),
+    duration: ms / 1000,
+    bytes_read: read,
+    bytes_stored: a.bytes_stored ?? 0,
+    rate: rate(read, ms),
+    ...(sessionId ? { session_id: sessionId } : {}),
+    ...(a.error ? { log: a.error.slice(-MAX_RUN_LOG) } : {}),
   };
 }
 

@@ -4,7 +4,10 @@
  *   patch        PATCH /jobs/{id}; consecutive ones are merged into one request (job_schedule key by key)
  *   backup       POST /backups; if an earlier attempt may have reached the API (its answer was lost),
  *                the document is first looked up by `run_metrics.report_id`, so it is never recorded twice
+ *                (floe's API also answers a repeat with the first backup_id: an agent token may not look)
  *   session_end  POST /sessions/{id}/action {"end": ...}
+ *   run          POST /jobs/{id}/runs: one action run's metrics; floe's API is idempotent on the body's
+ *                run_id (made before queueing), so posting again after a lost answer is harmless
  * A report leaves the outbox (one atomic record write) only once the API took it, or refused it for
  * good (a 4xx: logged and dropped, as it would fail forever). When the API cannot be reached delivery
  * stops, and the next poll or run tries again. One delivery runs at a time.
@@ -72,6 +75,8 @@ export class Outbox {
           await api.patchJob(job.id, mergePatches(batch));
         } else if (head.kind === 'backup') {
           await this.#postBackup(job, head);
+        } else if (head.kind === 'run') {
+          await api.postRun(job.id, head.body);
         } else {
           await api.sessionAction(head.session_id!, head.body);
         }
@@ -84,7 +89,9 @@ export class Outbox {
           this.#log('debug', `job ${job.id}: report not delivered yet: ${err.message}`);
           return false;
         }
-        this.#log('error', `job ${job.id}: dropping a ${head.kind} report the API refuses: ${(err as Error).message}`);
+        // an API without run reports (freezer-api) answers 404: not an error of this scheduler
+        const level = head.kind === 'run' && err instanceof ApiRequestError && err.status === 404 ? 'warn' : 'error';
+        this.#log(level, `job ${job.id}: dropping a ${head.kind} report the API refuses: ${(err as Error).message}`);
       }
       // reports queued meanwhile stay: only the delivered ones leave
       const done = new Set(batch.map((r) => r.seq));

@@ -15,7 +15,7 @@
 import { ExitCode } from '../engine/errors.js';
 import type { Clock } from './clock.js';
 import type { Log } from './log.js';
-import type { ChildRecord, Doc, RunRecord } from './store.js';
+import type { ActionRecord, ChildRecord, Doc, RunRecord } from './store.js';
 
 /** Why an action's signal was aborted: the job's abort event, or the scheduler shutting down. */
 export const ABORT_REASON = 'abort';
@@ -114,6 +114,8 @@ export interface RunEnv {
   save(): void;
   /** an action's agent started (its pid goes to the API as current_pid) */
   started(pid: number): void;
+  /** an action ended (not a skipped one): report its run; saved by the runner in the same write */
+  finished?(a: ActionRecord): void;
   /** an action produced a result document (a backup): report it */
   document(doc: Doc, o: { index: number; attempt: number; exitCode: number; started: number; ended: number; bytesRead?: number; bytesStored?: number }): void;
 }
@@ -225,6 +227,7 @@ async function runOne(run: RunRecord, i: number, fa: Doc, ja: Doc, env: RunEnv):
     index: i, action: name, result, exit_code: last.exitCode, attempts: Math.min(run.attempt, tries), started, ended: env.clock.now(),
     bytes_read: read || undefined, bytes_stored: stored || undefined, error: result === 'success' ? undefined : last.error,
   });
+  env.finished?.(run.done[run.done.length - 1]);
   if (result !== 'success') run.result = result;
   run.action_index = i + 1;
   run.attempt = 1;

@@ -23,10 +23,10 @@ import { Outbox } from './outbox.js';
 import { Clock, Timer, systemClock } from './clock.js';
 import { Job, JobDeps, JobEvent, JobStatus } from './job.js';
 import { Log, silentLog } from './log.js';
-import { backupRunMetrics, reportId } from './metrics.js';
+import { backupRunMetrics, reportId, runReport } from './metrics.js';
 import { ActionExecutor, RunControl, runActions } from './runner.js';
 import { endBody, startSession } from './sessions.js';
-import { Doc, JobStore } from './store.js';
+import { ActionRecord, Doc, JobStore } from './store.js';
 
 export type { SchedulerApi } from './client.js';
 
@@ -388,6 +388,12 @@ export class Scheduler {
         job.setSchedule({ current_pid: pid });
         job.save();
         this.kickFlush();
+      },
+      finished: (a: ActionRecord) => {
+        if (!this.#o.api) return;
+        const body = runReport(a, job.sessionId ?? '');
+        // queued, and saved by the runner in the same write that records the action's end
+        if (body) job.queue('run', body);
       },
       document: (doc: Doc, m: { index: number; attempt: number; exitCode: number; started: number; ended: number; bytesRead?: number; bytesStored?: number }) => {
         if (!this.#o.api) return;

@@ -77,13 +77,16 @@ export interface RunRecord {
   abort?: boolean;
 }
 
-export type ReportKind = 'patch' | 'backup' | 'session_end';
+export type ReportKind = 'patch' | 'backup' | 'session_end' | 'run';
 
 /** Report: something owed to the API, delivered in order. */
 export interface Report {
   seq: number;
   kind: ReportKind;
-  /** patch: {job_schedule: {...}, session_tag?}; backup: the agent's document; session_end: {end: {...}} */
+  /**
+   * patch: {job_schedule: {...}, session_tag?}; backup: the agent's document; session_end: {end: {...}};
+   * run: the run report (its run_id, a UUID made before it was queued, makes a repeated POST harmless)
+   */
   body: Doc;
   session_id?: string;
   /** backup: the key that finds this document again (run_metrics.report_id) */

@@ -23,6 +23,8 @@ export interface Columns {
   isCentral?: boolean;
   clientId?: string;
   sessionId?: string;
+  /** backups: the natural identity (backups.ts identityOf), unique in a project */
+  identity?: string;
 }
 
 export interface StoredRecord {

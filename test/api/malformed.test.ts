@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { call, dbSuites, jobBody } from './helpers.js';
-import { ROUTES, RouteCase, ensureFixtures, JOB } from './routes.js';
+import { ROUTES, RouteCase, ensureFixtures, JOB, runBody } from './routes.js';
 import { DEFAULT_BODY_LIMIT } from '../../api/app.js';
 
 interface Bad {
@@ -147,13 +147,43 @@ const SPECIFIC: Record<string, Bad[]> = {
     { what: 'job not in the session', body: { start: { job_id: 'stranger', current_tag: 0 } } },
     { what: 'tag too high', body: { start: { job_id: JOB, current_tag: 99 } } },
   ],
+  'post run': [
+    { what: 'no body', body: undefined },
+    { what: 'empty', body: {} },
+    { what: 'unknown key', body: runBody({ speed: 1 }) },
+    { what: 'unknown action', body: runBody({ action: 'dance' }) },
+    { what: 'bad result', body: runBody({ result: 'ok' }) },
+    { what: 'exit_code 256', body: runBody({ exit_code: 256 }) },
+    { what: 'exit_code a string', body: runBody({ exit_code: '0' }) },
+    { what: 'bytes_read negative', body: runBody({ bytes_read: -1 }) },
+    { what: 'bytes_stored fractional', body: runBody({ bytes_stored: 1.5 }) },
+    { what: 'rate a string', body: runBody({ rate: 'fast' }) },
+    { what: 'ended before it started', body: runBody({ time_started: 20, time_ended: 10 }) },
+    { what: 'run_id with a space', body: runBody({ run_id: 'a b' }) },
+    { what: 'log too long', body: runBody({ log: 'x'.repeat(20_000) }) },
+    { what: 'missing duration', body: { ...runBody(), duration: undefined } },
+    { what: 'unknown job', body: runBody(), path: `/jobs/nosuchjob/runs` },
+  ],
+  'list job runs': runListCases(),
+  'list runs': [...runListCases(), { what: 'job_id with a space', query: 'job_id=a%20b' }],
 };
+
+function runListCases(): Bad[] {
+  return [
+    { what: 'limit=0', query: 'limit=0' },
+    { what: 'limit too large', query: 'limit=100000' },
+    { what: 'offset=-1', query: 'offset=-1' },
+    { what: 'unknown result', query: 'result=ok' },
+    { what: 'unknown action', query: 'action=dance' },
+    { what: 'time_after not a time', query: 'time_after=yesterday' },
+  ];
+}
 
 /** Routes with an id in their path get bad ids. */
 function idCases(route: RouteCase, path: string): Bad[] {
   const segments = path.split('/');
   if (segments.length < 3) return [];
-  const at = segments.length - (path.endsWith('/event') || path.endsWith('/action') ? 2 : 1);
+  const at = segments.length - (path.endsWith('/event') || path.endsWith('/action') || path.endsWith('/runs') ? 2 : 1);
   const replace = (v: string) => segments.map((s, i) => (i === at ? v : s)).join('/');
   return [
     { what: 'id with a space', path: replace('bad%20id') },

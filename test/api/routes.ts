@@ -63,7 +63,16 @@ export const ROUTES: RouteCase[] = [
   r('session action', 'POST', () => `/sessions/${SESSION}/action`, 'sessions:action:create', () => ({ end: { job_id: JOB, current_tag: 0, result: 'success' } })),
   r('attach job', 'PUT', () => `/sessions/${SESSION}/jobs/${JOB}`, 'sessions:job:add'),
   r('detach job', 'DELETE', () => `/sessions/${SESSION}/jobs/${JOB}`, 'sessions:job:remove'),
+  r('post run', 'POST', () => `/jobs/${JOB}/runs`, 'runs:create', () => runBody()),
+  r('list job runs', 'GET', () => `/jobs/${JOB}/runs`, 'runs:get_all', undefined, { takesBody: false }),
+  r('list runs', 'GET', () => '/runs', 'runs:get_all', undefined, { takesBody: false }),
 ];
+
+/** runBody is a valid run report (floe's runs, api/runs.ts). */
+export const runBody = (extra: Record<string, unknown> = {}) => ({
+  action: 'backup', result: 'success', exit_code: 0, time_started: 1000, time_ended: 1010, duration: 10,
+  bytes_read: 4096, bytes_stored: 1024, rate: 409.6, ...extra,
+});
 
 /** ensureFixtures makes (or remakes) one record of each kind in a project; returns the backup id. */
 export async function ensureFixtures(c: Ctx, project: string, ids: Partial<Ids> = {}): Promise<Ids> {
@@ -89,7 +98,7 @@ export async function ensureFixtures(c: Ctx, project: string, ids: Partial<Ids> 
 /** snapshot is every record of a project, as its admin lists them (to prove nothing changed). */
 export async function snapshot(c: Ctx, project: string): Promise<string> {
   const parts: unknown[] = [];
-  for (const kind of ['backups', 'clients', 'jobs', 'actions', 'sessions']) {
+  for (const kind of ['backups', 'clients', 'jobs', 'actions', 'sessions', 'runs']) {
     const res = await call(c.app, { method: 'GET', url: `/v2/${project}/${kind}?limit=1000`, token: c.tok[project].admin });
     parts.push(res.json());
   }

@@ -142,10 +142,17 @@ test('API stopped for a while and started again: the runs go on, none is lost, n
   const docs = await api.backupsOf('out-1');
   const ids = docs.map((d) => (d.run_metrics as Doc).report_id);
   assert.is(new Set(ids).size, ids.length, 'no backup reported twice');
+  const identities = docs.map((d) => `${d.hostname}/${d.backup_name}/${d.time_stamp}/${d.curr_backup_level}`);
+  assert.is(new Set(identities).size, identities.length, 'no backup recorded twice (natural identity)');
   assert.is(docs.length, inStorage.length, `every stored backup is in the API (${docs.length} vs ${inStorage.length})`);
   assert.equal(docs.map((d) => Number(d.time_stamp)).sort(), inStorage.map((b) => Number(b.split('_')[1])));
   const history = p.records()[0].history;
   assert.is(history.filter((h) => h.result === 'success').length, inStorage.length);
+  const runs = await api.runsOf('out-1');
+  assert.is(new Set(runs.map((r) => r.run_id)).size, runs.length, 'no run reported twice');
+  assert.is(runs.length, inStorage.length, `one run report per backup run (${runs.length} vs ${inStorage.length})`);
+  assert.ok(runs.every((r) => r.action === 'backup' && r.result === 'success' && r.exit_code === 0 && Number(r.bytes_stored) > 0 && r.client_id === n.clientId), JSON.stringify(runs[0]));
+  assert.equal(runs.map((r) => Number(r.time_started)).sort(), history.map((h) => Math.floor(h.started / 1000)).sort(), 'the runs of the history');
   // every fire time ran, except those that came while the previous run was still going (logged)
   const fires = history.map((h) => h.fire);
   let gaps = 0;

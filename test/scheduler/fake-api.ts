@@ -44,6 +44,8 @@ export class FakeFreezerApi implements SchedulerApi {
   clients = new Map<string, Doc>();
   jobs = new Map<string, Doc>();
   backups: Doc[] = [];
+  /** run reports by run_id (floe's POST /jobs/{id}/runs: idempotent on run_id) */
+  runs = new Map<string, Doc>();
   sessions = new Map<string, Doc>();
   calls: Call[] = [];
   /** every call fails as if the server were stopped */
@@ -135,6 +137,21 @@ export class FakeFreezerApi implements SchedulerApi {
       else job[k] = structuredClone(v);
     }
     this.#leave('PATCH', path);
+  }
+
+  async postRun(jobId: string, body: Doc): Promise<string> {
+    const path = `/jobs/${jobId}/runs`;
+    this.#enter('POST', path, body);
+    if (!this.jobs.has(jobId)) throw new ApiRequestError(`POST ${path}: HTTP 404`, { status: 404, retryable: false, maybeSent: false });
+    const id = String(body.run_id);
+    if (!this.runs.has(id)) this.runs.set(id, { ...structuredClone(body), job_id: jobId });
+    this.#leave('POST', path);
+    return id;
+  }
+
+  /** runsOf lists the run reports of a job, in the order they were recorded. */
+  runsOf(jobId: string): Doc[] {
+    return [...this.runs.values()].filter((r) => r.job_id === jobId);
   }
 
   async createBackup(doc: Doc): Promise<string> {
@@ -250,6 +267,9 @@ export class FakeFreezerApi implements SchedulerApi {
     if (method === 'PATCH' && (r = /^\/jobs\/([^/]+)$/.exec(path))) {
       await this.patchJob(decodeURIComponent(r[1]), body!);
       return { status: 200, body: { job_id: r[1], version: 1 } };
+    }
+    if (method === 'POST' && (r = /^\/jobs\/([^/]+)\/runs$/.exec(path))) {
+      return { status: 201, body: { run_id: await this.postRun(decodeURIComponent(r[1]), body!) } };
     }
     if (method === 'POST' && path === '/backups') return { status: 201, body: { backup_id: await this.createBackup(body!) } };
     if (method === 'GET' && path === '/backups') return { status: 200, body: { backups: await this.findBackups((body?.match as Doc[]) ?? []) } };

@@ -136,6 +136,11 @@ export class RealApi {
     return ((await this.ok('GET', `/backups?limit=1000&match=${q}`)).backups as Doc[]).map((b) => b.backup_metadata as Doc);
   }
 
+  /** runsOf lists the run reports recorded for a job (newest first). */
+  async runsOf(jobId: string): Promise<Doc[]> {
+    return (await this.ok('GET', `/jobs/${encodeURIComponent(jobId)}/runs?limit=1000`)).runs as Doc[];
+  }
+
   async registerClient(clientId: string): Promise<void> {
     await this.ok('POST', '/clients', { client_id: clientId, hostname: clientId.split('_').pop() });
   }

@@ -192,6 +192,13 @@ test('API down for a while: runs go on, reports wait; then every run is reported
   assert.is(new Set(ids).size, 5, 'none twice');
   const stamps = n.api.backups.map((b) => Number((b.backup_metadata as Doc).time_stamp) * S - T0);
   assert.equal(stamps, [2, 12, 22, 32, 42].map((x) => x * S), 'in order');
+  const runs = n.api.runsOf('j');
+  assert.is(runs.length, 5, 'one run report per action run');
+  assert.is(new Set(runs.map((r) => r.run_id)).size, 5);
+  assert.equal(runs.map((r) => Number(r.time_started) * S - T0), [2, 12, 22, 32, 42].map((x) => x * S), 'run reports in order');
+  assert.equal(Object.keys(runs[0]).sort(), ['action', 'bytes_read', 'bytes_stored', 'duration', 'exit_code', 'job_id', 'rate', 'result', 'run_id', 'time_ended', 'time_started']);
+  assert.is(runs[0].duration, 1);
+  assert.is(runs[0].result, 'success');
   assert.is(n.store.load()[0].outbox.length, 0);
   assert.is(n.api.schedule('j').status, 'scheduled');
   await n.s.stop();
@@ -206,6 +213,20 @@ test('a POST whose answer was lost is looked up before it is sent again: no dupl
   assert.is(n.api.backups.length, 1);
   assert.ok(n.api.calls.some((c) => c.method === 'GET' && c.path === '/backups'), 'it looked');
   assert.is(n.api.calls.filter((c) => c.method === 'POST' && c.path === '/backups').length, 1, 'and did not post again');
+  await n.s.stop();
+});
+
+test('a run report whose answer was lost is posted again with the same run_id: recorded once', async () => {
+  const n = node();
+  n.api.addJob(job('j', { schedule_date: fmt(T0 + 5 * S) }, [{ action: 'backup' }, { action: 'exec', command: 'x' }]));
+  n.api.loseAnswer = /^POST \/jobs\/j\/runs$/;
+  await n.s.start();
+  await n.clock.advance(20 * S);
+  const posts = n.api.calls.filter((c) => c.method === 'POST' && c.path === '/jobs/j/runs').map((c) => (c.body as Doc).run_id);
+  assert.is(posts.length, 3, 'the lost one was posted again');
+  assert.is(posts[0], posts[1], 'with the same run_id');
+  assert.equal(n.api.runsOf('j').map((r) => r.action), ['backup', 'exec'], 'one record per action run');
+  assert.is(n.store.load()[0].outbox.length, 0);
   await n.s.stop();
 });
 
