@@ -157,3 +157,8 @@ export async function* walk(root: string, opts: WalkOptions = {}): AsyncGenerato
     stack.push({ rel: sub.rel, dev: sub.stats.dev, key, subdirs: null });
   }
 }
+
+/** devParts splits a Linux dev_t (st_rdev) into major and minor, as glibc's gnu_dev_major/minor. */
+export function devParts(rdev: bigint): [number, number] {
+  return [Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)), Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn))];
+}

@@ -24,7 +24,7 @@ import { sharedPool, type WorkerPool } from '../../pipeline/pool.js';
 import { noProgress, type Progress } from '../../progress.js';
 import { compileExcludes, type Excluder } from '../../source/exclude.js';
 import { nameOfGid, nameOfUid } from '../../source/owners.js';
-import { isVanished, statRoot, walk } from '../../source/walker.js';
+import { devParts, isVanished, statRoot, walk } from '../../source/walker.js';
 import { ChunkWriter } from '../tar/chunks.js';
 import { FileRun, Signer, TaskSlots, type FileSink } from './filerun.js';
 import {
@@ -102,11 +102,6 @@ function typeOf(st: BigIntStats): EntryType | null {
   if (st.isCharacterDevice()) return 'chardev';
   if (st.isBlockDevice()) return 'blockdev';
   return null;
-}
-
-/** Linux dev_t encoding (glibc gnu_dev_major/minor). */
-function devParts(rdev: bigint): [number, number] {
-  return [Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)), Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn))];
 }
 
 class BackupRun {

@@ -36,7 +36,7 @@ import { errnoMessage, SourceError } from '../../errors.js';
 import { noProgress, type Progress } from '../../progress.js';
 import { compileExcludes, type Excluder } from '../../source/exclude.js';
 import { nameOfGid, nameOfUid } from '../../source/owners.js';
-import { isVanished, listDirectory, statRoot, walk } from '../../source/walker.js';
+import { devParts, isVanished, listDirectory, statRoot, walk } from '../../source/walker.js';
 import { ChunkWriter, hasHoles, SparseScanner, ZERO_SPAN } from './chunks.js';
 import { BLOCK, encodeHeader, END_OF_ARCHIVE, padding, type SparseChunk, type TarHeader } from './header.js';
 import {
@@ -151,14 +151,6 @@ const readAsync = (fd: number, buf: Buffer, offset: number, length: number, posi
 function secondsOf(ns: bigint): number {
   const s = ns / BILLION;
   return Number(ns < 0n && s * BILLION !== ns ? s - 1n : s);
-}
-
-/** Linux dev_t encoding (glibc gnu_dev_major/minor). */
-function devMajor(rdev: bigint): number {
-  return Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-}
-function devMinor(rdev: bigint): number {
-  return Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
 }
 
 function statProblem(err: unknown): string {
@@ -426,8 +418,7 @@ class BackupRun {
       this.#member(this.#baseHeader(name, st, '6', 0));
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       const h = this.#baseHeader(name, st, st.isCharacterDevice() ? '3' : '4', 0);
-      h.devmajor = devMajor(st.rdev);
-      h.devminor = devMinor(st.rdev);
+      [h.devmajor, h.devminor] = devParts(st.rdev);
       this.#member(h);
     } else if (st.isSocket()) {
       this.#warn(`${name}: socket ignored`);
