@@ -131,10 +131,12 @@ function changeForLevel1(src: string): void {
   writeFileSync(join(src, 'keep/new'), 'new in keep');
   writeFileSync(join(src, 'to-change'), 'version 2, longer');
   unlinkSync(join(src, 'sym'));
-  rmSync(join(src, 'becomes-file'), { recursive: true });
-  writeFileSync(join(src, 'becomes-file'), 'now a file');
+  // The new directory is made while the old one still exists: were it to reuse the removed directory's
+  // inode, GNU tar would rightly take it for a rename (a flaky failure, depending on the filesystem).
   unlinkSync(join(src, 'becomes-dir'));
   mkdirSync(join(src, 'becomes-dir'));
+  rmSync(join(src, 'becomes-file'), { recursive: true });
+  writeFileSync(join(src, 'becomes-file'), 'now a file');
   writeFileSync(join(src, 'becomes-dir/inside'), 'i');
   writeFileSync(join(src, 'dir2/inner/g2'), 'added under the renamed dir');
   linkSync(join(src, 'to-change'), join(src, 'hard-change'));
