@@ -28,9 +28,22 @@ export interface PoolOptions {
   filename?: string;
 }
 
+/**
+ * WORKER_LOADED: the message a worker posts once its module has finished loading. Node 20 aborts the whole
+ * process (a V8 fatal error, exit 134) when a worker is terminated while `require()` is instantiating an ES
+ * module, which is how Piscina loads worker.js; a short job can end while a worker is still loading, so
+ * `destroy` waits for every worker's message first (bounded by LOAD_WAIT_MS).
+ */
+export const WORKER_LOADED = 'floeWorkerLoaded';
+const LOAD_WAIT_MS = 10_000;
+
 export class WorkerPool {
   readonly threads: number;
   #pool: Piscina<WorkerTask, WorkerResult>;
+  /** Only our own worker module announces itself; test fixtures do not. */
+  #announces: boolean;
+  #loaded = 0;
+  #onLoaded: (() => void) | undefined;
 
   constructor(options: PoolOptions = {}) {
     const threads = options.threads ?? Math.max(1, availableParallelism());
@@ -43,6 +56,13 @@ export class WorkerPool {
       // callers bound what they submit; this is a safety net, not the backpressure mechanism
       maxQueue: threads * 16,
       idleTimeout: 30_000,
+    });
+    this.#announces = options.filename === undefined;
+    this.#pool.on('message', (m: unknown) => {
+      if (typeof m === 'object' && m !== null && WORKER_LOADED in m) {
+        this.#loaded++;
+        this.#onLoaded?.();
+      }
     });
   }
 
@@ -62,7 +82,25 @@ export class WorkerPool {
   }
 
   async destroy(): Promise<void> {
+    if (this.#announces) await this.#allLoaded();
     await this.#pool.destroy();
+  }
+
+  /** allLoaded resolves once every started worker has finished loading its module (or after LOAD_WAIT_MS). */
+  async #allLoaded(): Promise<void> {
+    const done = () => this.#loaded >= this.#pool.threads.length;
+    if (done()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(finish, LOAD_WAIT_MS);
+      function finish(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#onLoaded = () => {
+        if (done()) finish();
+      };
+    });
+    this.#onLoaded = undefined;
   }
 }
 

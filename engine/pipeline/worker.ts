@@ -10,6 +10,8 @@ import { constants, deflateRawSync, gzipSync } from 'node:zlib';
 import { compress as zstdCompress } from 'zstd-napi';
 import { createDecipheriv } from 'node:crypto';
 import { move } from 'piscina';
+import { isMainThread, parentPort } from 'node:worker_threads';
+import { WORKER_LOADED } from './pool.js';
 import { Kernel } from '../../wasm/index.js';
 import { deltaWindow, signatureOf, type DeltaTask } from '../archive/rsync/kernels.js';
 
@@ -99,3 +101,6 @@ export default function run(task: WorkerTask): WorkerResult {
   }
   return { error: { code: 'FLOE_ERR_WORKER', message: `unknown task ${(task as { op: string }).op}` } };
 }
+
+// The last statement of this module: tells the pool that this worker has finished loading (pool.ts).
+if (!isMainThread) parentPort?.postMessage({ [WORKER_LOADED]: true });
