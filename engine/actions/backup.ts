@@ -22,7 +22,7 @@ import { counted, runStages, Stage } from '../pipeline/stages.js';
 import { TarBackupOptions, createTarBackup, estimateTree } from '../archive/tar/index.js';
 import { createRsyncBackup } from '../archive/rsync/index.js';
 import { sharedPool } from '../pipeline/pool.js';
-import { compressStage } from '../transform/compress.js';
+import { compressStage, compressionLevel } from '../transform/compress.js';
 import { canParallelCompress, parallelStage } from '../transform/parallel.js';
 import { CryptoBackend, encryptStage, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
 import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.js';
@@ -43,6 +43,10 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   const started = Date.now();
   if (!o.path_to_backup) throw new UsageError('--path-to-backup is required for a backup');
   if (o.mode !== 'fs') throw new UsageError(`--mode ${o.mode} is not supported (floe backs up files: fs)`);
+  if (o.compression_level !== undefined) {
+    if (o.compression === 'none') throw new UsageError('--compression-level does not apply to --compression none');
+    compressionLevel(o.compression, o.compression_level);
+  }
   const engine = engineOf(o);
   const hbn = hostnameBackupName(o);
   const root = await checkSource(o.path_to_backup);
@@ -75,7 +79,8 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   const keys = newSealKeys(pw);
   const ids = objectIds(id);
   const dataRec = emptyRecord(keys, o.max_segment_size);
-  const stages: Stage[] = [canParallelCompress(o.compression) ? parallelStage(o.compression) : compressStage(o.compression)];
+  const level = o.compression_level;
+  const stages: Stage[] = [canParallelCompress(o.compression) ? parallelStage(o.compression, { level }) : compressStage(o.compression, { level })];
   if (pw) stages.push(encryptStage(pw, { backend: o.crypto_backend }));
   // sealStage tags segments of max_segment_size at exact offsets but passes the buffers through as they
   // come: cutting them into whole 32 MiB segments here would only hold more memory (local storage appends).

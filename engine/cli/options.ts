@@ -59,6 +59,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'restart-always-level', type: 'float', metavar: 'DAYS', group: 'Incremental levels', actions: B, help: 'Start a new level 0 when the newest backup of the chain is older than DAYS.' },
   // data shaping
   { name: 'compression', type: 'string', default: 'gzip', choices: COMPRESSIONS, group: 'Data', actions: B, help: 'gzip (default, as Freezer), bzip2, xz, zstd or none. Restore reads it from the backup.' },
+  { name: 'compression-level', type: 'int', metavar: 'N', group: 'Data', actions: B, help: 'Compression level, on the algorithm\'s own scale: gzip 1-9 (default 6, as Freezer), zstd 1-19 (default 1: the fast end; 3 stores ~6% less and takes ~1.5x the time), bzip2 1-9 (9), xz 0-9 (6).' },
   { name: 'encrypt-pass-file', type: 'string', metavar: 'FILE', group: 'Data', actions: BR, help: 'Encrypt with AES-256-CFB (OpenSSL enc compatible); the password is the first line of FILE.' },
   { name: 'crypto-backend', type: 'string', choices: ['native', 'wasm'], default: 'native', group: 'Data', actions: BR, help: 'AES implementation: native (OpenSSL, the fastest here) or wasm (the portable WebAssembly kernel). Both write and read the same bytes.' },
   { name: 'rsync-block-size', type: 'int', metavar: 'BYTES', group: 'Data', actions: B, help: 'rsync engine: block size of the deltas (default: per file, the square root of its size, 700 B to 128 KiB, as rsync).' },

@@ -228,6 +228,7 @@ export interface AgentOptions {
   always_level?: number;
   restart_always_level?: number;
   compression: 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'none';
+  compression_level?: number;
   encrypt_pass_file?: string;
   crypto_backend: 'native' | 'wasm';
   rsync_block_size?: number;

@@ -13,7 +13,7 @@ import { availableParallelism } from 'node:os';
 import { UsageError } from '../errors.js';
 import { Stage, rechunk } from '../pipeline/stages.js';
 import { WorkerPool, sharedPool, transferable } from '../pipeline/pool.js';
-import { Compression } from './compress.js';
+import { Compression, compressionLevel } from './compress.js';
 
 export const BLOCK_SIZE = 4 * 1024 * 1024;
 
@@ -23,8 +23,6 @@ export interface ParallelOptions {
   pool?: WorkerPool;
   inflight?: number;
 }
-
-const DEFAULT_LEVEL = { gzip: 6, zstd: 3 } as const;
 
 /** canParallelCompress tells which algorithms have a parallel stage. */
 export function canParallelCompress(alg: Compression): alg is 'gzip' | 'zstd' | 'bzip2' | 'xz' {
@@ -37,7 +35,7 @@ export function parallelStage(alg: 'gzip' | 'zstd' | 'bzip2' | 'xz', o: Parallel
 }
 
 export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions = {}): Stage {
-  const level = o.level ?? DEFAULT_LEVEL[alg];
+  const level = compressionLevel(alg, o.level);
   const blockSize = o.blockSize ?? BLOCK_SIZE;
   return async function* (input, signal) {
     const pool = o.pool ?? sharedPool();
@@ -65,10 +63,9 @@ export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions =
  * under 1% of bzip2's time on the block, and the size cost of restarting the compressor well under 1%.
  */
 const PROCESS_BLOCK = 8 * 1024 * 1024;
-const PROCESS_LEVEL = { bzip2: 9, xz: 6 } as const;
 
 export function parallelProcessStage(alg: 'bzip2' | 'xz', o: ParallelOptions = {}): Stage {
-  const level = o.level ?? PROCESS_LEVEL[alg];
+  const level = compressionLevel(alg, o.level);
   const blockSize = o.blockSize ?? PROCESS_BLOCK;
   const args = alg === 'xz' ? ['-c', `-${level}`, '-T1'] : ['-c', `-${level}`];
   return async function* (input, signal) {

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Compression, compressStage, decompressStage, detectCompression } from '../../engine/transform/compress.js';
+import { Compression, compressStage, compressionLevel, decompressStage, detectCompression } from '../../engine/transform/compress.js';
 import { IntegrityError, UsageError } from '../../engine/errors.js';
 import type { Stage } from '../../engine/pipeline/stages.js';
 
@@ -244,4 +244,19 @@ test('empty input', async () => {
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
+test('compression levels: defaults, ranges, and the level reaches the output', async () => {
+  assert.is(compressionLevel('gzip', undefined), 6);
+  assert.is(compressionLevel('zstd', undefined), 1);
+  assert.is(compressionLevel('zstd', 19), 19);
+  for (const [alg, bad] of [['zstd', 0], ['zstd', 20], ['gzip', 10], ['xz', -1], ['bzip2', 1.5]] as const) {
+    assert.throws(() => compressionLevel(alg, bad), (e: unknown) => e instanceof UsageError && /must be an integer from/.test((e as Error).message));
+  }
+  // words drawn at random from a small vocabulary: text where a stronger level finds more to share
+  const words = ['backup', 'restore', 'segment', 'level', 'chain', 'tar', 'floe', 'gzip', 'zstd', 'metadata', 'storage', 'worker'];
+  const r = randomBytes(200_000);
+  const text = Buffer.from(Array.from(r, (b, i) => words[b % words.length] + (i % 13 === 0 ? `=${b * i}\n` : ' ')).join(''));
+  const sizeAt = async (level: number) => (await run(compressStage('zstd', { level }), chunks(text, 65536))).length;
+  assert.ok((await sizeAt(19)) < (await sizeAt(1)), 'level 19 must store less than level 1');
+});
+
 test.run();
