@@ -51,7 +51,9 @@ export class WorkerPool {
     this.threads = threads;
     this.#pool = new Piscina<WorkerTask, WorkerResult>({
       filename: options.filename ?? new URL('./worker.js', import.meta.url).href,
-      minThreads: threads,
+      // Workers start when work arrives, not with the pool: a restore that decrypts one block at a time
+      // keeps a single worker (each busy worker costs 30-60 MB of peak RSS in buffers it has not freed yet).
+      minThreads: 0,
       maxThreads: threads,
       // callers bound what they submit; this is a safety net, not the backpressure mechanism
       maxQueue: threads * 16,

@@ -12,6 +12,7 @@ import { createDecipheriv } from 'node:crypto';
 import { move } from 'piscina';
 import { isMainThread, parentPort } from 'node:worker_threads';
 import { WORKER_LOADED } from './pool.js';
+import { released } from './gc.js';
 import { Kernel } from '../../wasm/index.js';
 import { deltaWindow, signatureOf, type DeltaTask } from '../archive/rsync/kernels.js';
 
@@ -78,6 +79,8 @@ function owned(b: Buffer): Uint8Array {
 }
 
 export default function run(task: WorkerTask): WorkerResult {
+  // the previous task's buffers (its input, zlib/zstd scratch) are dead by now
+  if ('data' in task) released(task.data.byteLength);
   try {
     switch (task.op) {
       case 'gzip':

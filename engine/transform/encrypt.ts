@@ -30,6 +30,8 @@ export interface CryptoOptions {
   pool?: WorkerPool;
   /** Implementation to use; default 'native'. */
   backend?: CryptoBackend;
+  /** decryptStage with a pool: blocks out at once (default: two per thread). */
+  inflight?: number;
 }
 
 const MAGIC = Buffer.from('Salted__', 'latin1');
@@ -192,7 +194,7 @@ export function decryptStage(password: Buffer, check: (plainHead: Buffer) => boo
       const body = head.subarray(HEADER_LEN);
       const { key, iv } = pickKey(password, salt, body.subarray(0, PEEK), check, options.backend);
       if (options.pool) {
-        yield* parallelCfbDecrypt(key, iv, restOf(body, it, ended), options.pool, options.backend ?? 'native', signal);
+        yield* parallelCfbDecrypt(key, iv, restOf(body, it, ended), options.pool, options.backend ?? 'native', signal, options.inflight);
         ended = true;
         return;
       }
@@ -258,8 +260,9 @@ async function* restOf(first: Buffer, it: AsyncIterator<Buffer>, done: boolean):
 
 async function* parallelCfbDecrypt(
   key: Buffer, iv: Buffer, cipher: AsyncIterable<Buffer>, pool: WorkerPool, backend: CryptoBackend, signal: AbortSignal,
+  inflight = pool.threads * 2,
 ): AsyncIterable<Buffer> {
-  const limit = pool.threads * 2;
+  const limit = Math.max(1, inflight);
   const pending: Array<Promise<Buffer>> = [];
   let register = iv;
   let carry: Buffer | undefined;
