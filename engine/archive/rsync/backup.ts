@@ -7,6 +7,9 @@
  *   writing children changes a directory's mtime even when the source directory did not change);
  * - unchanged (same st_mode, inode, size, mtime and ctime as in the previous state): not opened, not
  *   written; its state record is carried forward as is;
+ * - a regular file whose ctime alone changed (same inode, size and mtime: rsync's quick check says the
+ *   content is the same) and whose user xattrs differ from the previous state's digest: an 'A' record
+ *   (attributes and xattrs, no data);
  * - a later name of an inode already met in this level (nlink > 1): a hard-link entry;
  * - a changed regular file that had a signature: a delta against the previous version (filerun.ts),
  *   found by the WASM scan in the worker pool; a file new at its path whose inode had a signature under
@@ -14,6 +17,8 @@
  *   holes for sparse files). Either way the new version's signature comes from the same reads;
  * - paths of the previous state that the walk did not meet: deletion records, at the end (so a type
  *   change of a parent has already removed them, and nothing is deleted before its replacement exists).
+ * User xattrs (source/xattr.ts) are read for every directory and every file whose entry is written, and
+ * kept in the entry (`x`) and, as a digest, in the state; a file system without them degrades to none.
  * Memory: one read window per file plus the signatures of the file being read; the state of the whole
  * tree (about 60 bytes per path, plus 20 bytes per block of files of SIG_MIN bytes and more).
  */
@@ -25,11 +30,12 @@ import { noProgress, type Progress } from '../../progress.js';
 import { compileExcludes, type Excluder } from '../../source/exclude.js';
 import { nameOfGid, nameOfUid } from '../../source/owners.js';
 import { devParts, isVanished, statRoot, walk } from '../../source/walker.js';
+import { UserXattrs, xattrDigest, type Xattr, type XattrBinding } from '../../source/xattr.js';
 import { ChunkWriter } from '../tar/chunks.js';
 import { FileRun, Signer, TaskSlots, type FileSink } from './filerun.js';
 import {
-  encodeRecord, endOp, KIND_DELETE, KIND_ENTRY, KIND_TRAILER, MAGIC, MAX_BLOCK, MetaWriter, parseMeta,
-  sqrtBlockSize,
+  encodeRecord, encodeXattrs, endOp, KIND_ATTRS, KIND_DELETE, KIND_ENTRY, KIND_TRAILER, MAGIC, MAX_BLOCK,
+  MetaWriter, parseMeta, sqrtBlockSize,
   type EntryHeader, type EntryType, type MetaRecord, type Signature,
 } from './format.js';
 
@@ -44,6 +50,9 @@ export interface RsyncBackupOptions {
   progress?: Progress;
   signal?: AbortSignal;
   pool?: WorkerPool;
+  /** User xattrs: false keeps none (silently); a binding replaces fs-xattr (tests; null: as if it could
+   * not load). Default: fs-xattr, degrading to none with one warning. */
+  xattrs?: false | XattrBinding | null;
 }
 
 export interface RsyncBackup {
@@ -112,6 +121,7 @@ class BackupRun {
   readonly #exclude: Excluder;
   readonly #follow: boolean;
   readonly #hardDeref: boolean;
+  readonly #xattrs: UserXattrs | null;
   readonly #out = new ChunkWriter(OUT_CHUNK);
   readonly #meta = new MetaWriter();
   /** Paths met this level -> whether each is a directory. */
@@ -137,6 +147,7 @@ class BackupRun {
     this.#exclude = compileExcludes(o.exclude);
     this.#follow = o.dereference === 'soft' || o.dereference === 'all';
     this.#hardDeref = o.dereference === 'hard' || o.dereference === 'all';
+    this.#xattrs = o.xattrs === false ? null : new UserXattrs({ onWarning: (m) => this.#warn(m), follow: this.#follow, binding: o.xattrs });
   }
 
   get #poolNow(): TaskSlots {
@@ -151,6 +162,7 @@ class BackupRun {
 
   async *run(): AsyncGenerator<Buffer> {
     this.#prev = this.#o.previous ? parseMeta(this.#o.previous) : new Map();
+    await this.#xattrs?.ready();
     const rootStats = await statRoot(this.#o.root);
     this.#out.write(MAGIC);
     if (!rootStats.isDirectory()) {
@@ -220,8 +232,35 @@ class BackupRun {
     return { p: rel, t, m: Number(st.mode & 0o7777n), u, g, un: nameOfUid(u), gn: nameOfGid(g), mt: String(st.mtimeNs) };
   }
 
-  #state(rel: string, st: BigIntStats, sig?: Signature, size = Number(st.size)): MetaRecord {
-    return { path: rel, mode: Number(st.mode), ino: st.ino, size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, sig };
+  #state(rel: string, st: BigIntStats, sig?: Signature, size = Number(st.size), xh?: Buffer): MetaRecord {
+    return { path: rel, mode: Number(st.mode), ino: st.ino, size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, sig, xh };
+  }
+
+  /** xattrs reads the user xattrs of rel (through `fd` when open); null when unknown. */
+  #readXattrs(rel: string, o: { fd?: number; dir?: boolean } = {}): Xattr[] | null {
+    return this.#xattrs?.read(join(this.#base, rel), rel, o) ?? null;
+  }
+
+  /**
+   * attrsOnly writes an 'A' record when a regular file's content is unchanged by rsync's quick check
+   * (same inode, size and mtime; its ctime changed) and its user xattrs differ from the previous
+   * state's: the new attributes and xattrs, no data. Returns the new state, or null when this does not
+   * apply (the file is then sent as usual: a ctime change with nothing else seen may be a rewrite that
+   * kept its mtime).
+   */
+  #attrsOnly(rel: string, st: BigIntStats, prev: MetaRecord | undefined): MetaRecord | null {
+    if (!prev || !this.#xattrs?.available || (prev.mode & fsc.S_IFMT) !== fsc.S_IFREG) return null;
+    if (prev.ino !== st.ino || prev.size !== Number(st.size) || prev.mtimeNs !== st.mtimeNs) return null;
+    const x = this.#readXattrs(rel);
+    if (x === null) return null;
+    const xh = xattrDigest(x);
+    if (xh === prev.xh || (xh && prev.xh?.equals(xh))) return null;
+    this.#progress.onFile?.(rel, 0);
+    this.#record(KIND_ATTRS, { ...this.#header(rel, st, 'file'), x: encodeXattrs(x) });
+    const rec = this.#state(rel, st, prev.sig, prev.size, xh);
+    this.#meta.add(rec);
+    this.counts.files++;
+    return rec;
   }
 
   async *#entry(rel: string, st: BigIntStats): AsyncGenerator<Buffer> {
@@ -233,7 +272,10 @@ class BackupRun {
     this.#seen.set(rel, t === 'dir');
     const prev = this.#prev.get(rel);
     if (t === 'dir') {
-      this.#record(KIND_ENTRY, this.#header(rel, st, 'dir'));
+      const h = this.#header(rel, st, 'dir');
+      const x = this.#readXattrs(rel, { dir: true });
+      if (x !== null) h.x = encodeXattrs(x);
+      this.#record(KIND_ENTRY, h);
       this.#meta.add(this.#state(rel, st));
       this.counts.dirs++;
       return;
@@ -248,10 +290,16 @@ class BackupRun {
       if (key && !first) this.#links.set(key, { path: rel, rec: prev });
       return;
     }
+    const attrs = t === 'file' && !first ? this.#attrsOnly(rel, st, prev) : null;
+    if (attrs) {
+      this.#carried.add(rel); // its content is still level N-1's: a rename may use it as a basis
+      if (key) this.#links.set(key, { path: rel, rec: attrs });
+      return;
+    }
     this.#progress.onFile?.(rel, t === 'file' ? Number(st.size) : 0);
     if (first) {
       this.#record(KIND_ENTRY, { ...this.#header(rel, st, 'hardlink'), l: first.path });
-      this.#meta.add(Promise.resolve(first.rec).then((f) => this.#state(rel, st, f.sig, f.size)));
+      this.#meta.add(Promise.resolve(first.rec).then((f) => this.#state(rel, st, f.sig, f.size, f.xh)));
       this.counts.files++;
       return;
     }
@@ -299,6 +347,9 @@ class BackupRun {
       if (basis && basis.path !== rel) h.base!.p = basis.path;
       const sparse = size > 0 && st.blocks * 512n < st.size;
       if (sparse) h.sp = true;
+      const x = this.#readXattrs(rel, { fd });
+      if (x?.length) h.x = encodeXattrs(x);
+      const xh = x ? xattrDigest(x) : undefined;
       this.#record(KIND_ENTRY, h);
       // The basis's block size is kept while it stays within 2x of the square-root rule: the match
       // search then computes the new signature too (see kernels.ts DeltaTask.signEnd).
@@ -328,7 +379,7 @@ class BackupRun {
       this.counts.files++;
       this.counts.bytes += file.read;
       const read = file.read;
-      const rec = sig.then((g) => this.#state(rel, st, g, read));
+      const rec = sig.then((g) => this.#state(rel, st, g, read, xh));
       this.#meta.add(rec);
       // Files whose signature is still computing hold their pending chunks (up to threads * 2 of 4 MiB
       // each): at most threads * 4 such files keeps that bounded while the pool catches up.

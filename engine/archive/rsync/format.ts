@@ -5,26 +5,34 @@
  *   record  := kind:u8  jsonLength:u32le  json:UTF-8  [data, for 'E' records whose json has `d`]
  *   data    := op* OP_END  size:u64le  sha256:32       (the new file's size and whole-content hash)
  *   op      := OP_LITERAL n:u32le bytes[n] | OP_COPY block:u32le count:u32le | OP_HOLE n:u64le
- * Kinds: 'E' entry (a path and its attributes), 'D' deletion, 'T' trailer ({entries}: the count of E and
- * D records; a stream without it is truncated). All integers are little-endian.
+ * Kinds: 'E' entry (a path and its attributes), 'A' attributes of a regular file whose content did not
+ * change (no data), 'D' deletion, 'T' trailer ({entries}: the count of E, A and D records; a stream
+ * without it is truncated). All integers are little-endian. User xattrs ride in the JSON (`x`); streams
+ * from before them have neither `x` nor 'A' records and read the same.
  *
  * engine_metadata is one zstd frame (with content checksum) of raw = META_MAGIC then one record per path:
- *   u16 pathLength, path, u8 flags (bit 0: has signature), u32 st_mode, u64 ino, u64 size,
- *   i64 mtimeNs, i64 ctimeNs, [if signature: sha256:32, blockSize:u32, blocks:u32, weak:u32 x blocks,
- *   strong:16 x blocks]
+ *   u16 pathLength, path, u8 flags (bit 0: has signature, bit 1: has xattr digest), u32 st_mode, u64 ino,
+ *   u64 size, i64 mtimeNs, i64 ctimeNs, [if signature: sha256:32, blockSize:u32, blocks:u32,
+ *   weak:u32 x blocks, strong:16 x blocks], [if xattr digest: 16 bytes]
+ * Version 1 (before xattrs) is version 2 without bit 1: both are read, version 2 is written.
  * Identifiers here are persisted: never reuse one for another meaning.
  */
 import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
 import { IntegrityError } from '../../errors.js';
+import type { Xattr } from '../../source/xattr.js';
 
 /** MAGIC opens every data stream: "FLOERSY" and the format version 1. */
 export const MAGIC = Buffer.from('FLOERSY\x01', 'latin1');
-/** META_MAGIC opens the (inflated) engine_metadata: "FLOERSM" and version 1. */
-export const META_MAGIC = Buffer.from('FLOERSM\x01', 'latin1');
+/** META_MAGIC opens the (inflated) engine_metadata: "FLOERSM" and version 2 (xattr digests). A
+ * version 1 state (no digests) is read too; a floe that knows only version 1 refuses version 2 as
+ * "bad magic" instead of misreading its records. */
+export const META_MAGIC = Buffer.from('FLOERSM\x02', 'latin1');
+const META_MAGIC_V1 = Buffer.from('FLOERSM\x01', 'latin1');
 
 export const KIND_ENTRY = 0x45; // 'E'
 export const KIND_DELETE = 0x44; // 'D'
 export const KIND_TRAILER = 0x54; // 'T'
+export const KIND_ATTRS = 0x41; // 'A'
 
 export const OP_END = 0x00;
 export const OP_LITERAL = 0x01;
@@ -63,6 +71,24 @@ export interface EntryHeader {
   base?: { sz: number; sha: string; bs: number; p?: string };
   /** Restore zero ranges as holes (the source file was sparse). */
   sp?: boolean;
+  /** User xattrs, sorted by name: [full name, base64 value]. On 'file' and 'A': all of them (absent: none
+   * or unknown). On 'dir': the exact set, [] for none; absent: unknown (restore leaves them as they are). */
+  x?: [string, string][];
+}
+
+/** encodeXattrs: the `x` field for a list of attributes. */
+export function encodeXattrs(attrs: readonly Xattr[]): [string, string][] {
+  return attrs.map(([n, v]) => [n, v.toString('base64')]);
+}
+
+/** decodeXattrs reads an `x` field; IntegrityError when it is not a list of [name, base64] pairs. */
+export function decodeXattrs(x: unknown, p: string): Xattr[] {
+  const bad = () => new IntegrityError(`corrupted rsync stream: ${p}: bad extended attributes`);
+  if (!Array.isArray(x)) throw bad();
+  return x.map((e: unknown) => {
+    if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'string' || e[0] === '') throw bad();
+    return [e[0], Buffer.from(e[1], 'base64')] as Xattr;
+  });
 }
 
 export function encodeRecord(kind: number, json: object): Buffer {
@@ -141,21 +167,28 @@ export interface MetaRecord {
   mtimeNs: bigint;
   ctimeNs: bigint;
   sig?: Signature;
+  /** xattrDigest (source/xattr.ts) of the path's user xattrs when it has some and they were read. */
+  xh?: Buffer;
   /** The record's encoded bytes (carried forward as is when the path is unchanged). */
   raw?: Buffer;
 }
 
 const FIXED = 1 + 4 + 8 + 8 + 8 + 8;
+/** XH_LEN: bytes of an xattr digest (a truncated SHA-256, see xattrDigest). */
+export const XH_LEN = 16;
+const F_SIG = 1;
+const F_XH = 2;
 
 export function encodeMeta(r: MetaRecord): Buffer {
   if (r.raw) return r.raw;
   const path = Buffer.from(r.path, 'utf8');
   const n = r.sig ? r.sig.weaks.length : 0;
   const sigLen = r.sig ? 32 + 8 + n * (4 + STRONG_LEN) : 0;
-  const b = Buffer.allocUnsafe(2 + path.length + FIXED + sigLen);
+  const xh = r.xh?.length === XH_LEN ? r.xh : undefined;
+  const b = Buffer.allocUnsafe(2 + path.length + FIXED + sigLen + (xh ? XH_LEN : 0));
   let o = b.writeUInt16LE(path.length, 0);
   o += path.copy(b, o);
-  o = b.writeUInt8(r.sig ? 1 : 0, o);
+  o = b.writeUInt8((r.sig ? F_SIG : 0) | (xh ? F_XH : 0), o);
   o = b.writeUInt32LE(r.mode >>> 0, o);
   o = b.writeBigUInt64LE(r.ino, o);
   o = b.writeBigUInt64LE(BigInt(r.size), o);
@@ -168,6 +201,7 @@ export function encodeMeta(r: MetaRecord): Buffer {
     o += Buffer.from(r.sig.weaks.buffer, r.sig.weaks.byteOffset, n * 4).copy(b, o);
     o += r.sig.strongs.copy(b, o, 0, n * STRONG_LEN);
   }
+  if (xh) o += xh.copy(b, o);
   return b;
 }
 
@@ -198,7 +232,8 @@ export function parseMeta(buf: Buffer): Map<string, MetaRecord> {
   } catch (err) {
     throw new IntegrityError('rsync engine_metadata: cannot decompress (damaged or not an rsync engine state)', { cause: err });
   }
-  if (raw.length < META_MAGIC.length || !raw.subarray(0, META_MAGIC.length).equals(META_MAGIC)) {
+  const magic = raw.subarray(0, META_MAGIC.length);
+  if (raw.length < META_MAGIC.length || !(magic.equals(META_MAGIC) || magic.equals(META_MAGIC_V1))) {
     throw new IntegrityError('rsync engine_metadata: bad magic (not written by floe\'s rsync engine)');
   }
   const out = new Map<string, MetaRecord>();
@@ -221,7 +256,7 @@ export function parseMeta(buf: Buffer): Map<string, MetaRecord> {
     const mtimeNs = raw.readBigInt64LE(o); o += 8;
     const ctimeNs = raw.readBigInt64LE(o); o += 8;
     let sig: Signature | undefined;
-    if (flags & 1) {
+    if (flags & F_SIG) {
       need(40);
       const sha = raw.subarray(o, o + 32); o += 32;
       const blockSize = raw.readUInt32LE(o); o += 4;
@@ -234,7 +269,12 @@ export function parseMeta(buf: Buffer): Map<string, MetaRecord> {
       const strongs = raw.subarray(o, o + n * STRONG_LEN); o += n * STRONG_LEN;
       sig = { sha, blockSize, weaks, strongs };
     }
-    out.set(path, { path, mode, ino, size, mtimeNs, ctimeNs, sig, raw: raw.subarray(start, o) });
+    let xh: Buffer | undefined;
+    if (flags & F_XH) {
+      need(XH_LEN);
+      xh = raw.subarray(o, o + XH_LEN); o += XH_LEN;
+    }
+    out.set(path, { path, mode, ino, size, mtimeNs, ctimeNs, sig, xh, raw: raw.subarray(start, o) });
   }
   return out;
 }

@@ -14,7 +14,9 @@
  * - filerun.ts: one regular file: whole or delta ops, new signature, SHA-256;
  * - kernels.ts: the worker-side signature and match search (engine/pipeline/worker.ts task kinds);
  * - restore.ts: extractRsync.
- * Not kept: extended attributes and ACLs (Node has no xattr API; no dependency-free way to read them).
+ * User xattrs (`user.*`) of files and directories are kept (source/xattr.ts, through fs-xattr): in the
+ * entries, and a change of them alone is an attributes-only record (no data). Not kept: other xattr
+ * namespaces and ACLs.
  */
 export { createRsyncBackup, SIG_MIN, type RsyncBackupOptions, type RsyncBackup } from './backup.js';
 export { extractRsync, type RsyncRestoreOptions, type RsyncRestoreResult } from './restore.js';

@@ -10,20 +10,26 @@
  * - a stream that ends before its trailer, or whose record count differs, is an IntegrityError;
  * - nothing is written through a symlink: every parent on the way is checked to be a real directory;
  *   paths with '..' or empty components are refused as corruption;
- * - directory owners, modes and times are applied last, deepest first.
+ * - directory owners, modes and times are applied last, deepest first;
+ * - user xattrs (source/xattr.ts) are set after a file's content and before its owner, mode and times:
+ *   a new file gets its entry's `x`; a directory, and a file of an 'A' record, get exactly their `x`
+ *   (attributes gone since the previous level are removed). A target without xattr support is warned
+ *   about once per restore (per Progress sink, which the restore action shares across levels).
  * Per-entry problems that are not corruption (a parent replaced by a symlink, a chown refused) are
  * warnings; a full or failing disk is a StorageError.
  */
 import { execFile } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
 import { promisify } from 'node:util';
 import { errnoMessage, FloeError, IntegrityError, InterruptedError, StorageError } from '../../errors.js';
 import type { Progress } from '../../progress.js';
 import { resolveOwner } from '../../source/owners.js';
+import { UserXattrs, type XattrBinding } from '../../source/xattr.js';
 import { tempName, writeAll } from '../tar/filedata.js';
 import {
-  KIND_DELETE, KIND_ENTRY, KIND_TRAILER, MAGIC, MAX_JSON, MAX_LITERAL, OP_COPY, OP_END, OP_HOLE, OP_LITERAL,
+  decodeXattrs, KIND_ATTRS, KIND_DELETE, KIND_ENTRY, KIND_TRAILER, MAGIC, MAX_JSON, MAX_LITERAL, OP_COPY,
+  OP_END, OP_HOLE, OP_LITERAL,
   type EntryHeader,
 } from './format.js';
 
@@ -33,6 +39,10 @@ export interface RsyncRestoreOptions {
   onList?(name: string): void;
   progress?: Progress;
   signal?: AbortSignal;
+  /** User xattrs: false sets none (silently); a binding replaces fs-xattr (tests; null: as if it could
+   * not load). One writer per `progress` sink, so "not supported" is warned once for all the levels of
+   * a restore (the restore action passes one sink for all of them). */
+  xattrs?: false | XattrBinding | null;
 }
 
 export interface RsyncRestoreResult { files: number; bytes: number; warnings: number }
@@ -44,6 +54,20 @@ const ZEROS = Buffer.alloc(PIECE);
 const HOLE = 4096;
 
 class Refused extends Error {}
+
+/** writers: the xattr writer of each restore, keyed by its Progress sink (one for all its levels). */
+const writers = new WeakMap<Progress, UserXattrs>();
+
+function xattrWriter(o: RsyncRestoreOptions, warn: (m: string) => void): UserXattrs | null {
+  if (o.xattrs === false || o.dryRun) return null;
+  let w = o.progress ? writers.get(o.progress) : undefined;
+  if (!w) {
+    w = new UserXattrs({ onWarning: warn, binding: o.xattrs });
+    if (o.progress) writers.set(o.progress, w);
+  }
+  w.warn = warn;
+  return w;
+}
 
 function isCode(err: unknown, ...codes: string[]): boolean {
   return codes.includes((err as NodeJS.ErrnoException)?.code ?? '');
@@ -110,11 +134,13 @@ class Restorer {
   readonly #atime = Date.now() / 1000;
   readonly #dirs = new Set<string>(['']);
   readonly #delayed = new Map<string, EntryHeader>();
+  readonly #xattrs: UserXattrs | null;
   #root = '';
 
   constructor(input: AsyncIterable<Buffer>, o: RsyncRestoreOptions) {
     this.#o = o;
     this.#r = new ByteReader(input);
+    this.#xattrs = xattrWriter(o, (m) => this.#warn(m));
   }
 
   #warn(m: string): void {
@@ -131,6 +157,7 @@ class Restorer {
       await fsp.mkdir(this.#o.target, { recursive: true });
       this.#root = await fsp.realpath(this.#o.target);
     }
+    await this.#xattrs?.ready();
     const magic = await this.#r.read(MAGIC.length).catch(() => Buffer.alloc(0));
     if (!magic.equals(MAGIC)) throw new IntegrityError('not an rsync engine stream (bad magic)');
     let records = 0;
@@ -153,6 +180,7 @@ class Restorer {
       }
       records++;
       if (kind === KIND_ENTRY) await this.#entry(json as unknown as EntryHeader);
+      else if (kind === KIND_ATTRS) await this.#attrs(json as unknown as EntryHeader);
       else if (kind === KIND_DELETE) await this.#guard(String(json.p), () => this.#delete(String(json.p)));
       else throw new IntegrityError(`corrupted rsync stream: unknown record kind ${kind}`);
     }
@@ -305,6 +333,40 @@ class Restorer {
     await fsp.utimes(abs, this.#atime, this.#mtime(h));
   }
 
+  /**
+   * attrs applies an 'A' record: the regular file at the path, as the previous level left it, gets
+   * exactly the record's xattrs, then its owner, mode and mtime. Its content is not touched.
+   */
+  async #attrs(h: EntryHeader): Promise<void> {
+    const parts = this.#parts(h.p);
+    if (parts.length === 0 || h.t !== 'file') throw new IntegrityError(`corrupted rsync stream: attributes record for ${JSON.stringify(h.p)}`);
+    const rel = parts.join('/');
+    const x = decodeXattrs(h.x ?? [], h.p);
+    this.#o.onList?.(rel);
+    this.#o.progress?.onFile?.(rel, 0);
+    if (this.#o.dryRun) { this.result.files++; return; }
+    await this.#guard(rel, async () => {
+      if (!(await this.#parents(parts, false, rel))) {
+        throw new IntegrityError(`${h.p}: cannot apply this level: the file is missing; restore the levels in order`);
+      }
+      const abs = this.#abs(rel);
+      const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK).catch((err: unknown) => {
+        if (isCode(err, 'ENOENT', 'ELOOP')) throw new IntegrityError(`${h.p}: cannot apply this level: the file is missing; restore the levels in order`, { cause: err });
+        throw err;
+      });
+      try {
+        if (!(await fh.stat()).isFile()) throw new IntegrityError(`${h.p}: cannot apply this level: it is not a regular file; restore the levels in order`);
+        this.#xattrs?.write(abs, rel, x, { fd: fh.fd, exact: true });
+        await this.#chown(h, () => fh.chown(...this.#ids(h)));
+        await fh.chmod(h.m & 0o7777);
+        await fh.utimes(this.#atime, this.#mtime(h));
+      } finally {
+        await fh.close();
+      }
+      this.result.files++;
+    });
+  }
+
   async #delete(p: string): Promise<void> {
     const parts = this.#parts(p);
     if (parts.length === 0 || this.#o.dryRun) return;
@@ -337,6 +399,7 @@ class Restorer {
       tmp = tempName(abs);
       out = await fsp.open(tmp, 'wx', 0o600);
       await this.#apply(h, out, basis);
+      if (h.x !== undefined) this.#xattrs?.write(tmp, rel, decodeXattrs(h.x, h.p), { fd: out.fd });
       await this.#chown(h, () => out!.chown(...this.#ids(h)));
       await out.chmod(h.m & 0o7777); // after chown, which clears setuid/setgid
       await out.utimes(this.#atime, this.#mtime(h));
@@ -460,6 +523,7 @@ class Restorer {
         const abs = this.#abs(rel);
         const st = await fsp.lstat(abs).catch(() => null);
         if (!st?.isDirectory()) return;
+        if (h.x !== undefined) this.#xattrs?.write(abs, rel || '.', decodeXattrs(h.x, h.p), { dir: true, exact: true });
         await this.#chown(h, () => fsp.lchown(abs, ...this.#ids(h)));
         await fsp.chmod(abs, h.m & 0o7777);
         await fsp.utimes(abs, this.#atime, this.#mtime(h));
