@@ -19,6 +19,7 @@ import { Output, formatBytes } from '../cli/output.js';
 import { VERSION } from '../cli/help.js';
 import { chooseParent } from '../chain/index.js';
 import { counted, runStages, Stage } from '../pipeline/stages.js';
+import { serialStage } from '../pipeline/serial.js';
 import { TarBackupOptions, createTarBackup, estimateTree } from '../archive/tar/index.js';
 import { createRsyncBackup } from '../archive/rsync/index.js';
 import { sharedPool } from '../pipeline/pool.js';
@@ -81,10 +82,13 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   const dataRec = emptyRecord(keys, o.max_segment_size);
   const level = o.compression_level;
   const stages: Stage[] = [canParallelCompress(o.compression) ? parallelStage(o.compression, { level }) : compressStage(o.compression, { level })];
-  if (pw) stages.push(encryptStage(pw, { backend: o.crypto_backend }));
-  // sealStage tags segments of max_segment_size at exact offsets but passes the buffers through as they
-  // come: cutting them into whole 32 MiB segments here would only hold more memory (local storage appends).
-  stages.push(sealStage(ids.data, keys.key, o.max_segment_size, dataRec));
+  // Encryption and sealing run in a thread of their own (pipeline/serial.ts), off the archiver's. Sealing
+  // tags segments of max_segment_size at exact offsets but passes the buffers through as they come:
+  // cutting them into whole 32 MiB segments here would only hold more memory (local storage appends).
+  stages.push(serialStage([
+    ...(pw ? [{ kind: 'encrypt' as const, password: pw, backend: o.crypto_backend }] : []),
+    { kind: 'seal', object: ids.data, key: keys.key, segmentSize: o.max_segment_size },
+  ], { seal: dataRec }));
   const stream = runStages(archive.stream, stages, { signal });
 
   let stored = 0;
