@@ -13,8 +13,8 @@ import { move } from 'piscina';
 import { isMainThread, parentPort } from 'node:worker_threads';
 import { WORKER_LOADED } from './pool.js';
 import { released } from './gc.js';
-import { Kernel } from '../../wasm/index.js';
-import { deltaWindow, signatureOf, type DeltaTask } from '../archive/rsync/kernels.js';
+import type { Kernel } from '../../wasm/index.js';
+import type { DeltaTask } from '../archive/rsync/kernels.js';
 
 export type WorkerTask =
   | { op: 'gzip'; level: number; data: Uint8Array }
@@ -53,13 +53,21 @@ function gzipBlock(data: Uint8Array, level: number): Buffer {
   return gzipSync(data, { level: level > 0 && incompressible(data) ? 0 : level, strategy: constants.Z_DEFAULT_STRATEGY });
 }
 
-let kernel: Kernel | undefined;
+/**
+ * The WASM kernels and the rsync code load on first use, not with the worker: compression and native
+ * decryption (most tasks) need neither, and a worker that is ready sooner matters on small backups.
+ */
+let kernel: Promise<Kernel> | undefined;
+function wasmKernel(): Promise<Kernel> {
+  kernel ??= import('../../wasm/index.js').then((m) => m.Kernel.create());
+  return kernel;
+}
+const rsyncKernels = () => import('../archive/rsync/kernels.js');
 
 /** cfbDecrypt decrypts one block of a CFB stream, given the ciphertext block before it as IV. */
-function cfbDecrypt(t: { backend: 'native' | 'wasm'; key: Uint8Array; iv: Uint8Array; data: Uint8Array }): Buffer {
+async function cfbDecrypt(t: { backend: 'native' | 'wasm'; key: Uint8Array; iv: Uint8Array; data: Uint8Array }): Promise<Buffer> {
   if (t.backend === 'wasm') {
-    kernel ??= Kernel.create();
-    const c = kernel.aesCfb(t.key, t.iv, 'decrypt');
+    const c = (await wasmKernel()).aesCfb(t.key, t.iv, 'decrypt');
     try {
       // in place: the input block was transferred to this thread and is not needed afterwards
       const out = c.update(t.data, t.data);
@@ -78,7 +86,7 @@ function owned(b: Buffer): Uint8Array {
   return new Uint8Array(b);
 }
 
-export default function run(task: WorkerTask): WorkerResult {
+export default async function run(task: WorkerTask): Promise<WorkerResult> {
   // the previous task's buffers (its input, zlib/zstd scratch) are dead by now
   if ('data' in task) released(task.data.byteLength);
   try {
@@ -86,14 +94,15 @@ export default function run(task: WorkerTask): WorkerResult {
       case 'gzip':
         return move(owned(gzipBlock(task.data, task.level))) as Uint8Array;
       case 'cfb-decrypt':
-        return move(owned(cfbDecrypt(task))) as Uint8Array;
-      case 'rsync-signature':
-        kernel ??= Kernel.create();
-        return move(signatureOf(kernel, task.data, task.blockSize)) as Uint8Array;
+        return move(owned(await cfbDecrypt(task))) as Uint8Array;
+      case 'rsync-signature': {
+        const [k, r] = await Promise.all([wasmKernel(), rsyncKernels()]);
+        return move(r.signatureOf(k, task.data, task.blockSize)) as Uint8Array;
+      }
       case 'rsync-delta': {
-        kernel ??= Kernel.create();
-        const r = deltaWindow(kernel, task);
-        return move(new Uint8Array(r.buffer, r.byteOffset, r.byteLength)) as Uint8Array;
+        const [k, r] = await Promise.all([wasmKernel(), rsyncKernels()]);
+        const d = r.deltaWindow(k, task);
+        return move(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)) as Uint8Array;
       }
       case 'zstd':
         return move(owned(zstdCompress(task.data, { compressionLevel: task.level, checksumFlag: true }))) as Uint8Array;
