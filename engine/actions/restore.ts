@@ -13,6 +13,7 @@ import { AgentOptions } from '../cli/parse.js';
 import { Output, formatBytes } from '../cli/output.js';
 import { chooseRestore } from '../chain/index.js';
 import { counted, runStages, Stage } from '../pipeline/stages.js';
+import { serialStage } from '../pipeline/serial.js';
 import { extractTar } from '../archive/tar/index.js';
 import { extractRsync } from '../archive/rsync/index.js';
 import { Compression, decompressStage } from '../transform/compress.js';
@@ -80,9 +81,16 @@ export async function restore(o: AgentOptions, out: Output, signal: AbortSignal)
     const label = `level ${l.id.level} (${formatDate(l.id.t)})`;
     try {
       const stages: Stage[] = [];
-      // Verification stays on the main thread here (the backup seals in a thread of its own): a restore is
-      // bound by creating files, and a verifying thread measured no faster but held ~50 MB more peak RSS.
-      if (p.record) stages.push(verifyStage(objectIds(l.id).data, p.key, p.record.data));
+      // Two threads at most besides the main one: an encrypted level verifies on the main thread and
+      // decrypts in a pool worker; a clear one verifies in a thread of its own (pipeline/serial.ts). A third
+      // busy thread measured no faster (restores are bound by creating files) and raised peak RSS past
+      // 300 MB; verifying off the main thread sped clear restores up (1 GiB, no compression: 7.2 -> 6.1 s).
+      if (p.record) {
+        const object = objectIds(l.id).data;
+        stages.push(p.encrypted
+          ? verifyStage(object, p.key, p.record.data)
+          : serialStage([{ kind: 'verify', object, key: p.key, record: p.record.data }]));
+      }
       // One block at a time in one worker: native AES-CFB decrypts at 450+ MB/s there, faster than the
       // extraction on the main thread consumes, and a second busy worker only added ~60 MB of peak RSS
       // (measured: 1 GiB encrypted restores, 285 vs 345 MB, and no slower).
