@@ -20,9 +20,17 @@ const ZEROS = Buffer.alloc(HOLE_BLOCK);
  */
 const WRITE_BATCH = 1 << 20;
 
-/** tempName: the temporary name a file is written under, in its final directory (same file system). */
+/**
+ * tempName: the temporary name a file is written under, in its final directory (same file system).
+ * Unguessable and unique: 48 random bits drawn once per process, then a counter. Drawing random bytes
+ * for every file cost ~200 ms of a 17,700-file restore (1 GiB bench). Files are created with O_EXCL, so
+ * a name that exists anyway (another process, a planted symlink) fails that file, never follows it.
+ */
+let tempBase: string | undefined;
+let tempCount = 0;
 export function tempName(abs: string): string {
-  return `${abs.slice(0, abs.lastIndexOf('/'))}/.floe-${randomBytes(6).toString('hex')}.tmp`;
+  tempBase ??= randomBytes(6).toString('hex');
+  return `${abs.slice(0, abs.lastIndexOf('/'))}/.floe-${tempBase}-${(tempCount++).toString(36)}.tmp`;
 }
 
 /** writeAll writes `buf` at `position`, looping over short writes. */
