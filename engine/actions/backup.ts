@@ -25,7 +25,7 @@ import { createRsyncBackup } from '../archive/rsync/index.js';
 import { sharedPool } from '../pipeline/pool.js';
 import { compressStage, compressionLevel } from '../transform/compress.js';
 import { canParallelCompress, parallelStage } from '../transform/parallel.js';
-import { CryptoBackend, encryptStage, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
+import { CryptoBackend, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
 import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.js';
 import { StorageDriver } from '../storage/driver.js';
 import { MultiStorage } from '../storage/multi.js';
