@@ -15,6 +15,7 @@ import { FloeError } from '../errors.js';
 import { encryptStage } from '../transform/encrypt.js';
 import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.js';
 import { released } from './gc.js';
+import { transferable } from './pool.js';
 import { BoundedQueue } from './queue.js';
 import type { Stage } from './stages.js';
 import type { SerialSpec } from './serial.js';
@@ -49,9 +50,8 @@ function build(spec: SerialSpec): Stage {
 }
 
 function send(b: Buffer): void {
-  // A view of part of a larger buffer cannot be transferred without detaching the rest: copy it.
-  const whole = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer);
-  const out = whole ? b : new Uint8Array(b);
+  // A view of part of a larger buffer cannot be transferred without detaching the rest: copied then.
+  const out = transferable(b);
   port.postMessage({ type: 'out', buf: out }, [out.buffer as ArrayBuffer]);
 }
 

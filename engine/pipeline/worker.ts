@@ -11,7 +11,7 @@ import { compress as zstdCompress } from 'zstd-napi';
 import { createDecipheriv } from 'node:crypto';
 import { move } from 'piscina';
 import { isMainThread, parentPort } from 'node:worker_threads';
-import { WORKER_LOADED } from './pool.js';
+import { WORKER_LOADED, transferable } from './pool.js';
 import { released } from './gc.js';
 import type { Kernel } from '../../wasm/index.js';
 import type { DeltaTask } from '../archive/rsync/kernels.js';
@@ -80,21 +80,15 @@ async function cfbDecrypt(t: { backend: 'native' | 'wasm'; key: Uint8Array; iv: 
   return d.update(t.data);
 }
 
-function owned(b: Buffer): Uint8Array {
-  // zlib may hand back a slice of a larger buffer: send exactly the bytes, without copying when possible
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b;
-  return new Uint8Array(b);
-}
-
 export default async function run(task: WorkerTask): Promise<WorkerResult> {
   // the previous task's buffers (its input, zlib/zstd scratch) are dead by now
   if ('data' in task) released(task.data.byteLength);
   try {
     switch (task.op) {
       case 'gzip':
-        return move(owned(gzipBlock(task.data, task.level))) as Uint8Array;
+        return move(transferable(gzipBlock(task.data, task.level))) as Uint8Array;
       case 'cfb-decrypt':
-        return move(owned(await cfbDecrypt(task))) as Uint8Array;
+        return move(transferable(await cfbDecrypt(task))) as Uint8Array;
       case 'rsync-signature': {
         const [k, r] = await Promise.all([wasmKernel(), rsyncKernels()]);
         return move(r.signatureOf(k, task.data, task.blockSize)) as Uint8Array;
@@ -105,7 +99,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return move(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)) as Uint8Array;
       }
       case 'zstd':
-        return move(owned(zstdCompress(task.data, { compressionLevel: task.level, checksumFlag: true }))) as Uint8Array;
+        return move(transferable(zstdCompress(task.data, { compressionLevel: task.level, checksumFlag: true }))) as Uint8Array;
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

@@ -71,7 +71,7 @@ const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
 /** compressStage returns the Stage compressing with `alg` (level: the algorithm's own scale). */
 export function compressStage(alg: Compression, options: { level?: number } = {}): Stage {
   if (alg === 'none') return identity;
-  const level = checkLevel(alg, options.level);
+  const level = compressionLevel(alg, options.level);
   switch (alg) {
     case 'gzip': return (input, signal) => viaTransform(input, signal, zlib.createGzip({ level, chunkSize: OUT_CHUNK }), 'gzip');
     case 'bzip2': return (input, signal) => viaProcess(input, signal, 'bzip2', ['-c', `-${level}`]);
@@ -95,10 +95,6 @@ export function decompressStage(alg: Compression): Stage {
 
 /** compressionLevel returns `level` checked against `alg`'s scale (UsageError), or the default level. */
 export function compressionLevel(alg: Exclude<Compression, 'none'>, level: number | undefined): number {
-  return checkLevel(alg, level);
-}
-
-function checkLevel(alg: Exclude<Compression, 'none'>, level: number | undefined): number {
   if (level === undefined) return DEFAULT_LEVEL[alg];
   const [lo, hi] = LEVEL_RANGE[alg];
   if (!Number.isInteger(level) || level < lo || level > hi) {
