@@ -70,7 +70,7 @@ async function floeLevel(root: string, previous: Buffer | undefined, blockSize: 
   return { bytes, ms: performance.now() - t, meta: b.metadata() };
 }
 
-function rdiff(oldFile: string, newFile: string, work: string, block?: number): { bytes: number; ms: number } | null {
+function rdiff(oldFile: string, newFile: string, work: string, block?: number): { bytes: number; ms: number; state: number } | null {
   if (spawnSync('rdiff', ['--version']).error) return null;
   const sig = join(work, 'rdiff.sig');
   const delta = join(work, 'rdiff.delta');
@@ -79,11 +79,12 @@ function rdiff(oldFile: string, newFile: string, work: string, block?: number): 
   execFileSync('rdiff', [...(block ? ['-b', String(block)] : []), 'signature', oldFile, sig]);
   execFileSync('rdiff', ['delta', sig, newFile, delta]);
   const ms = performance.now() - t;
-  const bytes = Number(execFileSync('stat', ['-c', '%s', delta]).toString().trim());
-  return { bytes, ms };
+  const size = (p: string) => Number(execFileSync('stat', ['-c', '%s', p]).toString().trim());
+  return { bytes: size(delta), ms, state: size(sig) };
 }
 
-interface Row { case: string; impl: string; stored: number; changed: number; ratio: number; ms: number; target: string; ok: boolean | null }
+/** state: what the next run needs (floe's engine_metadata, compressed; rdiff's signature file). */
+interface Row { case: string; impl: string; stored: number; changed: number; ratio: number; ms: number; state?: number; target: string; ok: boolean | null }
 
 type Mutation = (path: string, size: number) => Promise<number>;
 
@@ -151,8 +152,8 @@ async function treeCase(o: Options, size: number): Promise<Row[]> {
   const changed = Math.ceil(files.length / step) * 4096;
   const ratio = l1.ms / l0.ms;
   return [
-    { case: `tree of ${files.length} files`, impl: 'floe level 0', stored: l0.bytes, changed: total, ratio: l0.bytes / total, ms: l0.ms, target: '', ok: null },
-    { case: `tree of ${files.length} files, 1% changed`, impl: 'floe level 1', stored: l1.bytes, changed, ratio: l1.bytes / changed, ms: l1.ms,
+    { case: `tree of ${files.length} files`, impl: 'floe level 0', stored: l0.bytes, changed: total, ratio: l0.bytes / total, ms: l0.ms, state: l0.meta.length, target: '', ok: null },
+    { case: `tree of ${files.length} files, 1% changed`, impl: 'floe level 1', stored: l1.bytes, changed, ratio: l1.bytes / changed, ms: l1.ms, state: l1.meta.length,
       target: `time <= 0.1x level 0 (${ratio.toFixed(3)}x)`, ok: ratio <= 0.1 },
   ];
 }
@@ -179,15 +180,15 @@ async function main(): Promise<void> {
     for (const [impl, base, bs] of impls) {
       const l1 = await floeLevel(dir, base.meta, bs);
       const [target, ok] = c.target(l1.bytes, changed, size);
-      rows.push({ case: c.name, impl, stored: l1.bytes, changed, ratio: l1.bytes / changed, ms: l1.ms, target, ok });
+      rows.push({ case: c.name, impl, stored: l1.bytes, changed, ratio: l1.bytes / changed, ms: l1.ms, state: l1.meta.length, target, ok });
     }
     for (const bs of [undefined, ...o.blocks]) {
       const impl = bs ? `rdiff -b ${bs}` : 'rdiff (default)';
       const r = rdiff(oldCopy, file, o.work, bs);
       if (!r) { rows.push({ case: c.name, impl: `${impl}: not installed`, stored: 0, changed, ratio: 0, ms: 0, target: '', ok: null }); continue; }
-      rows.push({ case: c.name, impl, stored: r.bytes, changed, ratio: r.bytes / changed, ms: r.ms, target: '', ok: null });
+      rows.push({ case: c.name, impl, stored: r.bytes, changed, ratio: r.bytes / changed, ms: r.ms, state: r.state, target: '', ok: null });
     }
-    rows.push({ case: c.name, impl: 'floe level 0 (sqrt rule)', stored: l0.bytes, changed: size, ratio: l0.bytes / size, ms: l0.ms, target: '', ok: null });
+    rows.push({ case: c.name, impl: 'floe level 0 (sqrt rule)', stored: l0.bytes, changed: size, ratio: l0.bytes / size, ms: l0.ms, state: l0.meta.length, target: '', ok: null });
   }
   rows.push(...await treeCase(o, size));
   await fs.rm(o.work, { recursive: true, force: true });
@@ -195,12 +196,14 @@ async function main(): Promise<void> {
   const lines = [
     `# rsync engine bench, ${new Date().toISOString().slice(0, 10)}, file of ${o.sizeMiB} MiB`,
     '',
-    '| case | implementation | stored bytes | changed bytes | stored / changed | time (ms) | issue target |',
-    '| --- | --- | ---: | ---: | ---: | ---: | --- |',
-    ...rows.map((r) => `| ${r.case} | ${r.impl} | ${r.stored} | ${r.changed} | ${r.ratio.toFixed(3)} | ${r.ms.toFixed(0)} | ${r.target}${r.ok === null ? '' : r.ok ? ' ok' : ' MISSED'} |`),
+    '| case | implementation | stored bytes | changed bytes | stored / changed | time (ms) | state bytes | issue target |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...rows.map((r) => `| ${r.case} | ${r.impl} | ${r.stored} | ${r.changed} | ${r.ratio.toFixed(3)} | ${r.ms.toFixed(0)} | ${r.state ?? ''} | ${r.target}${r.ok === null ? '' : r.ok ? ' ok' : ' MISSED'} |`),
     '',
     'floe time = level-1 backup in process (change detection, delta, new signature, SHA-256 of the file);',
     'rdiff time = `rdiff signature` of the old file + `rdiff delta`.',
+    'state bytes = what the next level needs: floe\'s engine_metadata after the level (zstd; block signatures plus',
+    'fine sums of 512-byte sub-blocks from 4 KiB blocks on), rdiff\'s signature file of the old file.',
   ];
   const md = lines.join('\n');
   console.log(md);

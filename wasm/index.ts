@@ -7,7 +7,8 @@
  *   signature table (reports every candidate; the caller confirms and skips): rollsum.ts;
  * - FastCDC content-defined segmenter keyed by a repository secret, and the fixed-size cutter:
  *   segmenter.ts;
- * - AES-256-CFB128 encryption and decryption, byte-identical to OpenSSL: cfb.ts.
+ * - AES-256-CFB128 encryption and decryption, byte-identical to OpenSSL: cfb.ts;
+ * - seeded XXH64 of the sub-blocks of blocks (the rsync engine's fine sums): fine.ts.
  *
  * Usage: `const k = Kernel.create(); const enc = k.aesCfb(key, iv, 'encrypt'); enc.update(buf)`.
  * Build: `npm run build:wasm` (part of `npm run build`, so of `npm install`) writes wasm/build/.
@@ -24,6 +25,7 @@ export {
   type Segmenter, type CdcOptions, type CdcParams,
 } from './segmenter.js';
 export { AesCfb, type CfbDirection } from './cfb.js';
+export { FINE_LEN, fineCount } from './fine.js';
 export {
   KernelError, KernelErrorCode, toTransferable, fromTransferable, INTERNAL_CODE,
   type KernelErrorCodeValue, type TransferableError,

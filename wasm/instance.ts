@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { KernelError, KernelErrorCode } from './errors.js';
 
 /** KERNEL_ABI_VERSION must equal the module's abiVersion() (wasm/assembly/index.ts). */
-export const KERNEL_ABI_VERSION = 1;
+export const KERNEL_ABI_VERSION = 2;
 
 /** WINDOW: bytes handed to the module per call. 1 MiB keeps scratch small while the per-call overhead
  * (about a microsecond) stays below 0.1% of the work of the slowest kernel (AES, ~6 ms per MiB). */
@@ -56,6 +56,8 @@ export interface KernelExports {
   aesEncryptBlock(rk: number, io: number): void;
   cfbEncrypt(rk: number, st: number, src: number, dst: number, len: number): void;
   cfbDecrypt(rk: number, st: number, src: number, dst: number, len: number): void;
+  xxh64(p: number, len: number, seed: bigint): bigint;
+  fineSums(p: number, len: number, n: number, f: number, first: number, seedLo: number, seedHi: number, out: number): number;
 }
 
 /** KernelOptions select the module variant and bound the instance's memory. */

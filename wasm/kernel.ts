@@ -8,6 +8,7 @@
  * Every error is a KernelError (wasm/errors.ts); send it across a worker boundary as toTransferable(err).
  */
 import { AesCfb, type CfbDirection } from './cfb.js';
+import { fineSums, xxh64 } from './fine.js';
 import { KernelInstance, type KernelOptions } from './instance.js';
 import { blockSignature, rollingChecksums, SignatureTable, weakSum } from './rollsum.js';
 import { CdcSegmenter, gearTable, type CdcOptions } from './segmenter.js';
@@ -50,6 +51,19 @@ export class Kernel {
   /** blockSignature returns the weak sums of consecutive blocks (the last one may be short). */
   blockSignature(buf: Uint8Array, blockSize: number): Uint32Array {
     return blockSignature(this.#i, buf, blockSize);
+  }
+
+  /**
+   * fineSums returns seeded XXH64 sums (8 bytes each) of the sub-blocks of buf: blocks of n bytes cut
+   * into f-byte pieces, buf starting `first` bytes into a block (wasm/fine.ts).
+   */
+  fineSums(buf: Uint8Array, n: number, f: number, seed: Uint8Array, first = 0): Uint8Array {
+    return fineSums(this.#i, buf, n, f, seed, first);
+  }
+
+  /** xxh64 is XXH64 of the whole buffer with a 64-bit seed. */
+  xxh64(buf: Uint8Array, seed = 0n): bigint {
+    return xxh64(this.#i, buf, seed);
   }
 
   /** signatureTable loads block weak sums for scans (SignatureTable.scan / scanner). Dispose it. */

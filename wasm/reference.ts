@@ -235,3 +235,71 @@ export class AesCfbRef {
     return out;
   }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// XXH64 (xxHash, 64-bit) and the rsync engine's fine sums
+
+const M64 = (1n << 64n) - 1n;
+const XP1 = 0x9e3779b185ebca87n;
+const XP2 = 0xc2b2ae3d27d4eb4fn;
+const XP3 = 0x165667b19e3779f9n;
+const XP4 = 0x85ebca77c2b2ae63n;
+const XP5 = 0x27d4eb2f165667c5n;
+const rotl64 = (x: bigint, r: bigint) => ((x << r) | (x >> (64n - r))) & M64;
+const round64 = (acc: bigint, input: bigint) => (rotl64((acc + input * XP2) & M64, 31n) * XP1) & M64;
+const merge64 = (acc: bigint, val: bigint) => (((acc ^ round64(0n, val)) * XP1) + XP4) & M64;
+
+function le(buf: Uint8Array, at: number, bytes: number): bigint {
+  let v = 0n;
+  for (let i = bytes - 1; i >= 0; i--) v = (v << 8n) | BigInt(buf[at + i]);
+  return v;
+}
+
+/** xxh64Ref is XXH64 as its specification defines it (xxhash.com, doc/xxhash_spec.md), in BigInt. */
+export function xxh64Ref(buf: Uint8Array, seed = 0n, start = 0, len = buf.length - start): bigint {
+  const end = start + len;
+  let p = start;
+  let h: bigint;
+  if (len >= 32) {
+    let v1 = (seed + XP1 + XP2) & M64;
+    let v2 = (seed + XP2) & M64;
+    let v3 = seed & M64;
+    let v4 = (seed - XP1) & M64;
+    for (; p + 32 <= end; p += 32) {
+      v1 = round64(v1, le(buf, p, 8));
+      v2 = round64(v2, le(buf, p + 8, 8));
+      v3 = round64(v3, le(buf, p + 16, 8));
+      v4 = round64(v4, le(buf, p + 24, 8));
+    }
+    h = (rotl64(v1, 1n) + rotl64(v2, 7n) + rotl64(v3, 12n) + rotl64(v4, 18n)) & M64;
+    for (const v of [v1, v2, v3, v4]) h = merge64(h, v);
+  } else {
+    h = (seed + XP5) & M64;
+  }
+  h = (h + BigInt(len)) & M64;
+  for (; p + 8 <= end; p += 8) h = (rotl64(h ^ round64(0n, le(buf, p, 8)), 27n) * XP1 + XP4) & M64;
+  if (p + 4 <= end) { h = (rotl64(h ^ ((le(buf, p, 4) * XP1) & M64), 23n) * XP2 + XP3) & M64; p += 4; }
+  for (; p < end; p++) h = (rotl64(h ^ ((BigInt(buf[p]) * XP5) & M64), 11n) * XP1) & M64;
+  h ^= h >> 33n;
+  h = (h * XP2) & M64;
+  h ^= h >> 29n;
+  h = (h * XP3) & M64;
+  h ^= h >> 32n;
+  return h;
+}
+
+/**
+ * fineSumsRef: XXH64(seed) of each sub-block (blocks of n bytes from the buffer's start, each cut into
+ * f-byte pieces from its own start), as 8 little-endian bytes each.
+ */
+export function fineSumsRef(buf: Uint8Array, n: number, f: number, seed: bigint): Uint8Array {
+  const sums: bigint[] = [];
+  for (let b = 0; b < buf.length; b += n) {
+    const blockEnd = Math.min(buf.length, b + n);
+    for (let s = b; s < blockEnd; s += f) sums.push(xxh64Ref(buf, seed, s, Math.min(f, blockEnd - s)));
+  }
+  const out = new Uint8Array(sums.length * 8);
+  const v = new DataView(out.buffer);
+  sums.forEach((x, i) => v.setBigUint64(i * 8, x, true));
+  return out;
+}

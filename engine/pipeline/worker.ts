@@ -21,7 +21,7 @@ export type WorkerTask =
   | { op: 'zstd'; level: number; data: Uint8Array }
   | { op: 'cfb-decrypt'; backend: 'native' | 'wasm'; key: Uint8Array; iv: Uint8Array; data: Uint8Array }
   /** rsync engine: weak + strong sums of the blocks of `data` (engine/archive/rsync/kernels.ts). */
-  | { op: 'rsync-signature'; blockSize: number; data: Uint8Array }
+  | { op: 'rsync-signature'; blockSize: number; fineSize: number; fineSeed: Uint8Array; data: Uint8Array }
   /** rsync engine: confirmed block matches in one window of a new file (engine/archive/rsync/kernels.ts). */
   | ({ op: 'rsync-delta' } & DeltaTask);
 
@@ -91,7 +91,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return move(transferable(await cfbDecrypt(task))) as Uint8Array;
       case 'rsync-signature': {
         const [k, r] = await Promise.all([wasmKernel(), rsyncKernels()]);
-        return move(r.signatureOf(k, task.data, task.blockSize)) as Uint8Array;
+        return move(r.signatureOf(k, task.data, task.blockSize, task)) as Uint8Array;
       }
       case 'rsync-delta': {
         const [k, r] = await Promise.all([wasmKernel(), rsyncKernels()]);

@@ -8,61 +8,12 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
-import { createRsyncBackup, extractRsync, parseMeta, sqrtBlockSize, type RsyncBackupOptions } from '../../engine/archive/rsync/index.js';
+import { createRsyncBackup, extractRsync, parseMeta, sqrtBlockSize } from '../../engine/archive/rsync/index.js';
 import { IntegrityError } from '../../engine/errors.js';
 import { closeSharedPool } from '../../engine/pipeline/pool.js';
-import { compareTrees, createTree, mutate, randomBlocks, snapshotTree, standardTree } from '../helpers/tree.js';
+import { createTree, mutate, standardTree } from '../helpers/tree.js';
+import { backup, bytes, chunks, expectSame, rejectsIntegrity, restore, rng, type Level } from '../helpers/rsync.js';
 import { removeDir, tempDir } from '../helpers/peers.js';
-
-interface Level { data: Buffer; meta: Buffer; stats: { files: number; dirs: number; bytes: number; warnings: number }; warnings: string[] }
-
-async function backup(root: string, previous?: Buffer, opts: Partial<RsyncBackupOptions> = {}): Promise<Level> {
-  const warnings: string[] = [];
-  const b = createRsyncBackup({ root, exclude: [], dereference: 'none', previous, ...opts, progress: { onWarning: (m) => warnings.push(m) } });
-  const parts: Buffer[] = [];
-  for await (const c of b.stream) parts.push(Buffer.from(c));
-  return { data: Buffer.concat(parts), meta: b.metadata(), stats: b.stats(), warnings };
-}
-
-async function* chunks(buf: Buffer, size = 65536): AsyncGenerator<Buffer> {
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
-}
-
-function restore(level: Level | Buffer, target: string) {
-  return extractRsync(chunks(Buffer.isBuffer(level) ? level : level.data), { target });
-}
-
-async function expectSame(src: string, dst: string, label: string): Promise<void> {
-  const diffs = compareTrees(await snapshotTree(src), await snapshotTree(dst), { ignore: ['symlinkMtime'] });
-  assert.equal(diffs, [], `${label}: ${diffs.slice(0, 10).join('; ')}`);
-}
-
-/** rng: a small seeded generator (mulberry32), so a failing sequence can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** rejectsIntegrity: fn must reject with an IntegrityError. */
-async function rejectsIntegrity(fn: () => Promise<unknown>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    assert.ok(err instanceof IntegrityError, `expected IntegrityError, got ${String(err)}`);
-    return;
-  }
-  assert.unreachable('expected IntegrityError, resolved');
-}
-
-function bytes(n: number, seed: number): Buffer {
-  return Buffer.concat([...randomBlocks(n, seed)]);
-}
 
 test('level 0 round trip of every file type', async () => {
   const work = await tempDir('floe-rsync-');

@@ -10,12 +10,12 @@ import { spawnSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import {
-  FixedSegmenter, Kernel, KernelError, KernelErrorCode, fromTransferable, gearTable, loadKernelModule,
+  FINE_LEN, FixedSegmenter, Kernel, KernelError, fineCount, KernelErrorCode, fromTransferable, gearTable, loadKernelModule,
   toTransferable, type WeakMatches,
 } from '../../wasm/index.js';
 import {
-  AesCfbRef, CdcRef, blockSignatureRef, encryptBlockRef, expandKey256Ref, rollingChecksumsRef, scanRef,
-  weakSumRef,
+  AesCfbRef, CdcRef, blockSignatureRef, encryptBlockRef, expandKey256Ref, fineSumsRef, rollingChecksumsRef,
+  scanRef, weakSumRef, xxh64Ref,
 } from '../../wasm/reference.js';
 import { KernelInstance } from '../../wasm/instance.js';
 import { IntegrityError } from '../../engine/errors.js';
@@ -89,6 +89,46 @@ for (const [name, k] of Object.entries(kernels)) {
       const buf = bytes(len, len);
       same(k.blockSignature(buf, 4096), blockSignatureRef(buf, 4096), `len=${len}`);
     }
+  });
+
+  test(`${name}: XXH64 equals xxHash's (known values) and its reference at every tail length`, () => {
+    // values printed by the real `xxhsum -H1` (xxHash 0.8)
+    assert.is(k.xxh64(new Uint8Array(0)), 0xef46db3751d8e999n);
+    assert.is(k.xxh64(Buffer.from('abc')), 0x44bc2cf5ad770999n);
+    assert.is(xxh64Ref(new Uint8Array(0)), 0xef46db3751d8e999n);
+    assert.is(xxh64Ref(Buffer.from('abc')), 0x44bc2cf5ad770999n);
+    for (let len = 0; len <= 100; len++) {
+      const buf = bytes(len, len + 1);
+      for (const seed of [0n, 1n, 0xfedcba9876543210n]) assert.is(k.xxh64(buf, seed), xxh64Ref(buf, seed), `len=${len} seed=${seed}`);
+    }
+    const big = bytes(MiB + 3, 5);
+    assert.is(k.xxh64(big, 7n), xxh64Ref(big, 7n));
+  });
+
+  test(`${name}: fine sums match the reference on every grid, from any sub-block start`, () => {
+    const seed = hex('0123456789abcdef');
+    const seedN = 0xefcdab8967452301n; // the same 8 bytes read little-endian
+    for (const [n, f] of [[4096, 512], [4100, 512], [700, 700], [1000, 333], [64, 1]] as const) {
+      for (const len of [0, 1, f - 1, f, f + 1, n - 1, n, n + 1, 3 * n + f + 5]) {
+        const buf = bytes(len, n + len);
+        same(k.fineSums(buf, n, f, seed), fineSumsRef(buf, n, f, seedN), `n=${n} f=${f} len=${len}`);
+        assert.is(fineCount(len, n, f) * FINE_LEN, fineSumsRef(buf, n, f, seedN).length, `count n=${n} f=${f} len=${len}`);
+      }
+    }
+    // A run that starts inside a block: equal to the whole-file sums from that sub-block on.
+    const n = 32768;
+    const f = 512;
+    const buf = bytes(2 * MiB + 777, 9); // crosses the facade's 1 MiB calls, short last block
+    const all = k.fineSums(buf, n, f, seed);
+    same(all, fineSumsRef(buf, n, f, seedN), 'whole');
+    for (const start of [0, f, 5 * f, n - f, n, 3 * n + 7 * f]) {
+      const part = k.fineSums(buf.subarray(start, start + 100_000), n, f, seed, start % n);
+      const from = (Math.floor(start / n) * Math.ceil(n / f) + (start % n) / f) * FINE_LEN;
+      same(part.subarray(0, part.length - FINE_LEN), all.subarray(from, from + part.length - FINE_LEN), `start=${start}`);
+      assert.is(part.length / FINE_LEN, fineCount(100_000, n, f, start % n));
+    }
+    assert.throws(() => k.fineSums(buf, n, f, seed, 100), (e: unknown) => e instanceof KernelError && e.code === KernelErrorCode.INPUT);
+    assert.throws(() => k.fineSums(buf, n, f, seed.subarray(0, 4)), (e: unknown) => e instanceof KernelError && e.code === KernelErrorCode.INPUT);
   });
 
   test(`${name}: scan reports every weak match, as the reference does`, () => {

@@ -13,9 +13,10 @@
 export { weakSum, rollingChecksums, blockSums, tableBuild, scan, scanScratchBytes } from './rollsum';
 export { cdcCuts } from './cdc';
 export { aesExpandKey256, aesEncryptBlock, cfbEncrypt, cfbDecrypt } from './aes';
+export { xxh64, fineSums } from './fine';
 
 /** ABI_VERSION: the facade/module contract version (kept in step with KERNEL_ABI_VERSION in wasm/instance.ts). */
-const ABI_VERSION: u32 = 1;
+const ABI_VERSION: u32 = 2;
 
 export function abiVersion(): u32 {
   return ABI_VERSION;

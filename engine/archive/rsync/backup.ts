@@ -22,6 +22,7 @@
  * Memory: one read window per file plus the signatures of the file being read; the state of the whole
  * tree (about 60 bytes per path, plus 20 bytes per block of files of SIG_MIN bytes and more).
  */
+import { randomBytes } from 'node:crypto';
 import { closeSync, constants as fsc, fstatSync, openSync, promises as fsp, readlinkSync, type BigIntStats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { errnoMessage, SourceError } from '../../errors.js';
@@ -35,7 +36,7 @@ import { ChunkWriter } from '../tar/chunks.js';
 import { FileRun, Signer, TaskSlots, type FileSink } from './filerun.js';
 import {
   encodeRecord, encodeXattrs, endOp, KIND_ATTRS, KIND_DELETE, KIND_ENTRY, KIND_TRAILER, MAGIC, MAX_BLOCK,
-  MetaWriter, parseMeta, sqrtBlockSize,
+  fineSizeFor, MetaWriter, parseMeta, sqrtBlockSize,
   type EntryHeader, type EntryType, type MetaRecord, type Signature,
 } from './format.js';
 
@@ -358,7 +359,11 @@ class BackupRun {
       const newBs = this.#o.blockSize ?? (oldBs && oldBs <= 2 * rule && rule <= 2 * oldBs ? oldBs : rule);
       const wantSig = size >= SIG_MIN;
       const inline = wantSig && newBs === oldBs;
-      const file = new FileRun(this.#sink(), fd, size, sparse, wantSig && !inline ? new Signer(this.#poolNow, newBs, size) : null, inline);
+      // fine sums: a fresh random seed per file version, so no content can be made to collide on purpose
+      const fineSize = fineSizeFor(newBs);
+      const fine = wantSig && fineSize > 0 ? { fineSize, fineSeed: new Uint8Array(randomBytes(8)) } : null;
+      const signer = wantSig && !inline ? new Signer(this.#poolNow, newBs, size, fine) : null;
+      const file = new FileRun(this.#sink(), fd, size, sparse, signer, inline, fine);
       try {
         if (basis?.sig) yield* file.delta(basis.sig, basis.size);
         else yield* file.full();

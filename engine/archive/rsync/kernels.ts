@@ -35,6 +35,9 @@ export interface DeltaTask {
    * size, so confirmed matches on block boundaries give their strong sums for free. 0: no signature.
    */
   signEnd: number;
+  /** Fine sums of the new signature (with signEnd; fineSize 0: none). */
+  fineSize: number;
+  fineSeed: Uint8Array;
   data: Uint8Array;
 }
 
@@ -60,16 +63,28 @@ function sameStrong(h: Buffer, strongs: Uint8Array, block: number): boolean {
   return true;
 }
 
-/** signatureOf returns weak:u32 x n then strong x n for the blocks of `data` (the last may be short). */
-export function signatureOf(k: Kernel, data: Uint8Array, blockSize: number): Uint8Array {
+/** FineSpec: the sub-block size and XXH64 seed of a new signature's fine sums (size 0: none). */
+export interface FineSpec {
+  fineSize: number;
+  fineSeed: Uint8Array;
+}
+
+/**
+ * signatureOf returns weak:u32 x n, then strong x n for the blocks of `data` (the last may be short),
+ * then the fine sums of its sub-blocks (FINE_LEN bytes each) when fineSize > 0. `data` starts on a
+ * block boundary of the file.
+ */
+export function signatureOf(k: Kernel, data: Uint8Array, blockSize: number, fine?: FineSpec): Uint8Array {
   const weaks = k.blockSignature(data, blockSize);
   const n = weaks.length;
-  const out = new Uint8Array(n * (4 + STRONG_LEN));
+  const sums = fine && fine.fineSize > 0 ? k.fineSums(data, blockSize, fine.fineSize, fine.fineSeed) : null;
+  const out = new Uint8Array(n * (4 + STRONG_LEN) + (sums?.length ?? 0));
   out.set(new Uint8Array(weaks.buffer, weaks.byteOffset, n * 4), 0);
   for (let i = 0; i < n; i++) {
     const h = strongOf(data, i * blockSize, Math.min(data.length, (i + 1) * blockSize));
     out.set(h.subarray(0, STRONG_LEN), n * 4 + i * STRONG_LEN);
   }
+  if (sums) out.set(sums, n * (4 + STRONG_LEN));
   return out;
 }
 
@@ -94,7 +109,8 @@ function tableFor(k: Kernel, t: DeltaTask): Cached {
 
 /**
  * deltaWindow returns u32 [count, next, sigBlocks, (offset, block, length) x count, weak x sigBlocks],
- * then strong sums (STRONG_LEN bytes x sigBlocks): confirmed matches inside the window (offsets relative
+ * then strong sums (STRONG_LEN bytes x sigBlocks), then the fine sums of those blocks (FINE_LEN bytes
+ * each, when t.fineSize > 0): confirmed matches inside the window (offsets relative
  * to it, ascending, not overlapping), the window offset up to which everything is decided (bytes before
  * it not covered by a match are literals), and the new signature's blocks (see DeltaTask.signEnd).
  */
@@ -156,7 +172,9 @@ export function deltaWindow(k: Kernel, t: DeltaTask): Uint32Array {
   }
   const signLen = t.signEnd > 0 ? (t.final ? len : Math.min(len, t.signEnd)) : 0;
   const n = signLen > 0 ? Math.ceil(signLen / bs) : 0;
-  const out = new Uint32Array(3 + found.length + n * (1 + STRONG_LEN / 4));
+  const sums = n > 0 && t.fineSize > 0 ? t.data.subarray(0, signLen) : null;
+  const fine = sums ? k.fineSums(sums, bs, t.fineSize, t.fineSeed) : null;
+  const out = new Uint32Array(3 + found.length + n * (1 + STRONG_LEN / 4) + (fine ? fine.length / 4 : 0));
   out[0] = found.length / 3;
   out[1] = next;
   out[2] = n;
@@ -169,6 +187,7 @@ export function deltaWindow(k: Kernel, t: DeltaTask): Uint32Array {
       const h = aligned.get(i * bs) ?? strongOf(t.data, i * bs, Math.min(signLen, (i + 1) * bs));
       strongs.set(h.subarray(0, STRONG_LEN), i * STRONG_LEN);
     }
+    if (fine) new Uint8Array(out.buffer, (at + n) * 4 + n * STRONG_LEN, fine.length).set(fine);
   }
   return out;
 }

@@ -29,7 +29,7 @@ import { UserXattrs, type XattrBinding } from '../../source/xattr.js';
 import { tempName, writeAll } from '../tar/filedata.js';
 import {
   decodeXattrs, KIND_ATTRS, KIND_DELETE, KIND_ENTRY, KIND_TRAILER, MAGIC, MAX_JSON, MAX_LITERAL, OP_COPY,
-  OP_END, OP_HOLE, OP_LITERAL,
+  OP_END, OP_HOLE, OP_LITERAL, OP_RANGE,
   type EntryHeader,
 } from './format.js';
 
@@ -467,14 +467,23 @@ class Restorer {
         const n = Number((await r.read(8)).readBigUInt64LE(0));
         if (hash) for (let left = n; left > 0; left -= PIECE) hash.update(ZEROS.subarray(0, Math.min(PIECE, left)));
         pos += n;
-      } else if (op === OP_COPY) {
-        const b = await r.read(8);
-        const block = b.readUInt32LE(0);
-        const count = b.readUInt32LE(4);
+      } else if (op === OP_COPY || op === OP_RANGE) {
+        let start: number;
+        let length: number;
         if (h.d !== 'delta' || !h.base) throw new IntegrityError(`corrupted rsync stream: ${h.p}: copy without a basis`);
-        const start = block * h.base.bs;
-        const length = Math.min(count * h.base.bs, h.base.sz - start);
-        if (count === 0 || length <= 0) throw new IntegrityError(`corrupted rsync stream: ${h.p}: copy outside the previous version`);
+        if (op === OP_COPY) {
+          const b = await r.read(8);
+          const block = b.readUInt32LE(0);
+          const count = b.readUInt32LE(4);
+          start = block * h.base.bs;
+          length = count === 0 ? 0 : Math.min(count * h.base.bs, h.base.sz - start);
+        } else {
+          const b = await r.read(16);
+          start = Number(b.readBigUInt64LE(0));
+          length = Number(b.readBigUInt64LE(8));
+          if (start + length > h.base.sz) length = 0;
+        }
+        if (length <= 0) throw new IntegrityError(`corrupted rsync stream: ${h.p}: copy outside the previous version`);
         if (out && basis) {
           copyBuf ??= Buffer.allocUnsafe(PIECE);
           for (let done = 0; done < length;) {
