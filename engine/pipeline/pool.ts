@@ -58,6 +58,8 @@ export class WorkerPool {
       // callers bound what they submit; this is a safety net, not the backpressure mechanism
       maxQueue: threads * 16,
       idleTimeout: 30_000,
+      // no per-task run/wait histograms: floe never reads them, and they cost on every task both sides
+      recordTiming: false,
     });
     this.#announces = options.filename === undefined;
     this.#pool.on('message', (m: unknown) => {

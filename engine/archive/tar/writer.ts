@@ -71,8 +71,9 @@ export interface TarBackup {
   stats(): { files: number; dirs: number; bytes: number; warnings: number };
 }
 
-/** DEFAULT_CHUNK: 1 MiB output buffers: large enough to amortize per-buffer costs downstream. */
-const DEFAULT_CHUNK = 1 << 20;
+/** DEFAULT_CHUNK: 2 MiB output buffers, the parallel compressor's block (transform/parallel.ts BLOCK_SIZE): each buffer
+ * is then one block as it is, where 1 MiB buffers were joined in pairs (a copy of the whole stream). */
+const DEFAULT_CHUNK = 2 << 20;
 /** RECORD: GNU tar's default record (20 blocks); archives are padded to a multiple of it. */
 const RECORD = 20 * BLOCK;
 /** READ_SIZE: largest single read (1 MiB): few system calls, and at most one output chunk. */
