@@ -29,18 +29,24 @@ interface Good {
   name: string;
   compression: string;
   encrypt: boolean;
+  /** The archive engine (default tar): every bad input is tried on the rsync engine too. */
+  engine?: 'tar' | 'rsync';
 }
 const GOOD: Good[] = [
   { name: 'plain', compression: 'gzip', encrypt: false },
   { name: 'enc', compression: 'gzip', encrypt: true },
   { name: 'enc-none', compression: 'none', encrypt: true },
+  { name: 'rsync', compression: 'zstd', encrypt: false, engine: 'rsync' },
+  { name: 'rsync-enc', compression: 'gzip', encrypt: true, engine: 'rsync' },
 ];
+const ENGINES = ['tar', 'rsync'] as const;
 const good = (name: string) => GOOD.find((g) => g.name === name)!;
 
 function backupArgs(g: Good, container = store, path = src): string[] {
   return [
     'backup', '--path-to-backup', path, '--container', container, '--backup-name', g.name, '--hostname', HOST,
     '--storage', 'local', '--compression', g.compression, ...(g.encrypt ? ['--encrypt-pass-file', passFile] : []),
+    ...(g.engine === 'rsync' ? ['--engine', 'rsync'] : []),
   ];
 }
 
@@ -91,7 +97,7 @@ async function copyStore(name: string): Promise<{ container: string; dataDir: st
   const container = join(root, 'copies', `${++dirCount}-${name}`);
   await fs.mkdir(join(root, 'copies'), { recursive: true });
   await fs.cp(store, container, { recursive: true });
-  const [b] = listStored(container, HOST, name);
+  const [b] = listStored(container, HOST, name, good(name).engine);
   assert.ok(b, `backup ${name} in the copied store`);
   return { container, dataDir: b!.dataDir, metadataFile: b!.metadataFile };
 }
@@ -127,25 +133,31 @@ test('setup: a tree and good backups', async () => {
 test('wrong password', async () => {
   const wrong = join(root, 'wrong-pass');
   await fs.writeFile(wrong, 'not the password\n');
-  for (const name of ['enc', 'enc-none']) await failedRestore(good(name), store, EXIT.BAD_PASSWORD, `restore ${name} with a wrong password`, wrong);
+  for (const name of ['enc', 'enc-none', 'rsync-enc']) await failedRestore(good(name), store, EXIT.BAD_PASSWORD, `restore ${name} with a wrong password`, wrong);
   await assertGoodBackupsRestore('wrong password');
 });
 
 test('missing pass file; encrypted backup restored without one', async () => {
   const missing = join(root, 'no-such-pass-file');
-  await failedRestore(good('enc'), store, EXIT.BAD_PASSWORD, 'restore with a missing pass file', missing);
-  const r = await runFloe(restoreArgs(good('enc'), await freshDir('no-pass'), store, ''));
-  assertFailure(r, EXIT.BAD_PASSWORD, 'restore of an encrypted backup without --encrypt-pass-file');
-  const b = await runFloe(['backup', '--path-to-backup', src, '--container', store, '--backup-name', 'nopass', '--hostname', HOST, '--storage', 'local', '--encrypt-pass-file', missing]);
-  assertFailure(b, EXIT.BAD_PASSWORD, 'backup with a missing pass file');
-  assert.equal(listStored(store, HOST, 'nopass'), [], 'the failed backup is not visible');
+  for (const name of ['enc', 'rsync-enc']) {
+    await failedRestore(good(name), store, EXIT.BAD_PASSWORD, `restore ${name} with a missing pass file`, missing);
+    const r = await runFloe(restoreArgs(good(name), await freshDir('no-pass'), store, ''));
+    assertFailure(r, EXIT.BAD_PASSWORD, `restore of encrypted backup ${name} without --encrypt-pass-file`);
+  }
+  for (const engine of ENGINES) {
+    const b = await runFloe([...backupArgs({ name: 'nopass', compression: 'gzip', encrypt: false, engine }), '--encrypt-pass-file', missing]);
+    assertFailure(b, EXIT.BAD_PASSWORD, `${engine}: backup with a missing pass file`);
+    assert.equal(listStored(store, HOST, 'nopass', engine), [], `${engine}: the failed backup is not visible`);
+  }
   await assertGoodBackupsRestore('missing pass file');
 });
 
 test('missing path to back up', async () => {
-  const r = await runFloe(backupArgs({ name: 'missing-src', compression: 'gzip', encrypt: false }, store, join(root, 'does-not-exist')));
-  assertFailure(r, EXIT.SOURCE, 'backup of a missing path');
-  assert.equal(listStored(store, HOST, 'missing-src'), []);
+  for (const engine of ENGINES) {
+    const r = await runFloe(backupArgs({ name: 'missing-src', compression: 'gzip', encrypt: false, engine }, store, join(root, 'does-not-exist')));
+    assertFailure(r, EXIT.SOURCE, `${engine}: backup of a missing path`);
+    assert.equal(listStored(store, HOST, 'missing-src', engine), []);
+  }
   await assertGoodBackupsRestore('missing path');
 });
 
@@ -159,12 +171,14 @@ test('unreadable path to back up', async () => {
   await createTree(locked, { 'secret.txt': 'secret\n' });
   await fs.chmod(locked, 0o000);
   try {
-    const r = await runFloe(backupArgs({ name: 'locked', compression: 'gzip', encrypt: false }, store, locked), { unprivileged: true });
-    assertFailure(r, EXIT.SOURCE, 'backup of an unreadable directory');
+    for (const engine of ENGINES) {
+      const r = await runFloe(backupArgs({ name: 'locked', compression: 'gzip', encrypt: false, engine }, store, locked), { unprivileged: true });
+      assertFailure(r, EXIT.SOURCE, `${engine}: backup of an unreadable directory`);
+      assert.equal(listStored(store, HOST, 'locked', engine), []);
+    }
   } finally {
     await fs.chmod(locked, 0o755);
   }
-  assert.equal(listStored(store, HOST, 'locked'), []);
   await assertGoodBackupsRestore('unreadable path');
 });
 
@@ -172,31 +186,37 @@ test('container that cannot be written', async () => {
   // A container path that is a regular file: no mkdir under it succeeds, even as root.
   const file = join(root, 'container-is-a-file');
   await fs.writeFile(file, 'not a directory\n');
-  const r = await runFloe(backupArgs({ name: 'nowrite', compression: 'gzip', encrypt: false }, file));
-  assertFailure(r, EXIT.STORAGE, 'backup into a container that is a file');
+  for (const engine of ENGINES) {
+    const r = await runFloe(backupArgs({ name: 'nowrite', compression: 'gzip', encrypt: false, engine }, file));
+    assertFailure(r, EXIT.STORAGE, `${engine}: backup into a container that is a file`);
+  }
   // A read-only directory (mode 555); as root, without the permission bypass.
   if (!isRoot || !missingReason('setpriv')) {
     const ro = join(root, 'read-only-store');
     await fs.mkdir(ro);
     await fs.chmod(ro, 0o555);
     try {
-      const r2 = await runFloe(backupArgs({ name: 'nowrite', compression: 'gzip', encrypt: false }, ro), { unprivileged: true });
-      assertFailure(r2, EXIT.STORAGE, 'backup into a read-only container');
+      for (const engine of ENGINES) {
+        const r2 = await runFloe(backupArgs({ name: 'nowrite', compression: 'gzip', encrypt: false, engine }, ro), { unprivileged: true });
+        assertFailure(r2, EXIT.STORAGE, `${engine}: backup into a read-only container`);
+        assert.equal(listStored(ro, HOST, 'nowrite', engine), []);
+      }
     } finally {
       await fs.chmod(ro, 0o755);
     }
-    assert.equal(listStored(ro, HOST, 'nowrite'), []);
   }
   await assertGoodBackupsRestore('non-writable container');
 });
 
 test('restore into a non-empty directory without --overwrite', async () => {
-  const dir = await freshDir('non-empty');
-  await fs.writeFile(join(dir, 'a.txt'), 'mine, keep me\n');
-  const r = await runFloe(restoreArgs(good('plain'), dir));
-  assertFailure(r, EXIT.TARGET_NOT_EMPTY, 'restore into a non-empty directory');
-  assert.is(await fs.readFile(join(dir, 'a.txt'), 'utf8'), 'mine, keep me\n', 'existing file untouched');
-  assert.equal(await fs.readdir(dir), ['a.txt'], 'nothing else written');
+  for (const name of ['plain', 'rsync']) {
+    const dir = await freshDir('non-empty');
+    await fs.writeFile(join(dir, 'a.txt'), 'mine, keep me\n');
+    const r = await runFloe(restoreArgs(good(name), dir));
+    assertFailure(r, EXIT.TARGET_NOT_EMPTY, `${name}: restore into a non-empty directory`);
+    assert.is(await fs.readFile(join(dir, 'a.txt'), 'utf8'), 'mine, keep me\n', `${name}: existing file untouched`);
+    assert.equal(await fs.readdir(dir), ['a.txt'], `${name}: nothing else written`);
+  }
   await assertGoodBackupsRestore('non-empty target');
 });
 
@@ -215,7 +235,7 @@ test('unknown backup name', async () => {
 });
 
 test('truncated data file', async () => {
-  for (const name of ['plain', 'enc']) {
+  for (const name of ['plain', 'enc', 'rsync', 'rsync-enc']) {
     const copy = await copyStore(name);
     const data = join(copy.dataDir, 'data');
     const { size } = await fs.stat(data);
@@ -240,7 +260,8 @@ async function flipByte(file: string, where: 'middle' | 'last'): Promise<void> {
 }
 
 test('tampered data: one flipped bit, without and with encryption', async () => {
-  const cases: Array<[string, 'middle' | 'last']> = [['plain', 'middle'], ['enc', 'middle'], ['enc', 'last'], ['enc-none', 'last'], ['enc-none', 'middle']];
+  const cases: Array<[string, 'middle' | 'last']> = [['plain', 'middle'], ['enc', 'middle'], ['enc', 'last'], ['enc-none', 'last'], ['enc-none', 'middle'],
+    ['rsync', 'middle'], ['rsync-enc', 'middle'], ['rsync-enc', 'last']];
   for (const [name, where] of cases) {
     const copy = await copyStore(name);
     await flipByte(join(copy.dataDir, 'data'), where);
@@ -250,10 +271,24 @@ test('tampered data: one flipped bit, without and with encryption', async () => 
 });
 
 test('corrupted metadata file', async () => {
-  const copy = await copyStore('plain');
-  await fs.writeFile(copy.metadataFile, '{"engine_name": "tar", "compression": "gz');
-  await failedRestore(good('plain'), copy.container, EXIT.INTEGRITY, 'restore with a corrupted metadata file');
+  for (const name of ['plain', 'rsync']) {
+    const copy = await copyStore(name);
+    await fs.writeFile(copy.metadataFile, '{"engine_name": "tar", "compression": "gz');
+    await failedRestore(good(name), copy.container, EXIT.INTEGRITY, `${name}: restore with a corrupted metadata file`);
+  }
   await assertGoodBackupsRestore('corrupted metadata');
+});
+
+test('tampered engine_metadata: the next level refuses it and leaves no backup', async () => {
+  for (const name of ['plain', 'rsync', 'rsync-enc']) {
+    const copy = await copyStore(name);
+    await flipByte(join(copy.dataDir, 'engine_metadata'), 'middle');
+    const before = listStored(copy.container, HOST, name, good(name).engine);
+    const r = await runFloe(backupArgs(good(name), copy.container));
+    assertFailure(r, EXIT.INTEGRITY, `${name}: level 1 on a tampered engine_metadata`);
+    assert.equal(listStored(copy.container, HOST, name, good(name).engine), before, `${name}: no new backup is visible`);
+  }
+  await assertGoodBackupsRestore('tampered engine_metadata');
 });
 
 test('full disk: the backup fails, earlier backups on that disk still restore', async () => {
@@ -273,18 +308,20 @@ test('full disk: the backup fails, earlier backups on that disk still restore', 
     const small = join(root, 'small-src');
     await createTree(small, { 'small.txt': 'fits on the small disk\n' });
     const smallSnap = await snapshotTree(small);
-    const g: Good = { name: 'disk', compression: 'none', encrypt: false };
-    const ok = await runFloe(backupArgs(g, mnt, small));
-    assert.ok(ok.code === 0, `small backup onto the small disk: ${describe(ok)}`);
     const big = join(root, 'big-src');
     await createTree(big, { 'big.bin': { type: 'file', random: 3 * 1024 * 1024, seed: 41 } });
-    const full = await runFloe(backupArgs({ ...g, name: 'disk-big' }, mnt, big));
-    assertFailure(full, EXIT.STORAGE, 'backup onto a full disk');
-    assert.equal(listStored(mnt, HOST, 'disk-big'), [], 'the failed backup is not visible');
-    const dir = await freshDir('after-full');
-    const r = await runFloe(restoreArgs(g, dir, mnt));
-    assert.ok(r.code === 0, `earlier backup on the full disk: ${describe(r)}`);
-    assert.equal(compareTrees(smallSnap, await snapshotTree(dir)), []);
+    for (const engine of ENGINES) {
+      const g: Good = { name: `disk-${engine}`, compression: 'none', encrypt: false, engine };
+      const ok = await runFloe(backupArgs(g, mnt, small));
+      assert.ok(ok.code === 0, `${engine}: small backup onto the small disk: ${describe(ok)}`);
+      const full = await runFloe(backupArgs({ ...g, name: `disk-big-${engine}` }, mnt, big));
+      assertFailure(full, EXIT.STORAGE, `${engine}: backup onto a full disk`);
+      assert.equal(listStored(mnt, HOST, `disk-big-${engine}`, engine), [], `${engine}: the failed backup is not visible`);
+      const dir = await freshDir('after-full');
+      const r = await runFloe(restoreArgs(g, dir, mnt));
+      assert.ok(r.code === 0, `${engine}: earlier backup on the full disk: ${describe(r)}`);
+      assert.equal(compareTrees(smallSnap, await snapshotTree(dir)), []);
+    }
   } finally {
     execFileSync('umount', [mnt]);
   }
