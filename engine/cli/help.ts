@@ -62,7 +62,7 @@ export function helpText(topic?: ActionName | 'agent'): string {
       '  help     floe help <command>: the options of one command.',
       '',
       'Options take freezer-agent\'s names (--path-to-backup, --backup-name, --container, ...), on the command',
-      'line or in an INI file given with --config. Storage layout, metadata and data are Freezer\'s, so floe',
+      'line or in an INI file given with --config. A true/false option is turned off with --no-NAME or --NAME=false. Storage layout, metadata and data are Freezer\'s, so floe',
       'restores Freezer backups and Freezer restores floe\'s.',
       '',
       'Exit codes: 0 ok, 1 unexpected error, 2 bad usage, 3 backup not found, 4 wrong or missing password,',

@@ -48,6 +48,13 @@ export function parseArgv(argv: readonly string[]): ParsedArgs {
       const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
       inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
       spec = findOption(name);
+      // --no-NAME turns off a true/false option (--no-sync, --no-consistency-check), like GNU tools
+      const negated = !spec && name.startsWith('no-') ? findOption(name.slice(3)) : undefined;
+      if (negated?.type === 'bool') {
+        if (inline !== undefined) throw new UsageError(`option --${name} takes no value`);
+        cli[dest(negated.name)] = false;
+        continue;
+      }
       if (!spec) throw new UsageError(`unknown option --${name} (see floe --help)`);
     } else if (arg.startsWith('-') && arg.length >= 2 && !/^-\d/.test(arg)) {
       spec = findShort(arg[1]);

@@ -32,10 +32,17 @@ test('argv: long, =, short, repeated excludes, bools', () => {
   assert.is(p.cli.max_segment_size, 8 * 1024 * 1024);
   assert.is(p.cli.no_incremental, true);
   assert.is(p.cli.max_level, 3);
+  // true/false options: --NAME, --NAME=false, --no-NAME
+  assert.is(parseArgv(['--sync']).cli.sync, true);
+  assert.is(parseArgv(['--sync=false']).cli.sync, false);
+  assert.is(parseArgv(['--no-sync']).cli.sync, false);
+  assert.is(parseArgv(['--no-overwrite']).cli.overwrite, false);
 });
 
 test('argv: bad input is a usage error naming the option', () => {
   throwsUsage(() => parseArgv(['--no-such-thing']), /unknown option --no-such-thing/);
+  throwsUsage(() => parseArgv(['--no-max-level']), /unknown option --no-max-level/);
+  throwsUsage(() => parseArgv(['--no-sync=yes']), /--no-sync takes no value/);
   throwsUsage(() => parseArgv(['--max-level', 'two']), /--max-level must be an integer/);
   throwsUsage(() => parseArgv(['--compression', 'lz4']), /--compression must be one of/);
   throwsUsage(() => parseArgv(['--container']), /needs a value/);
