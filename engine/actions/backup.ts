@@ -26,7 +26,7 @@ import { sharedPool } from '../pipeline/pool.js';
 import { compressStage, compressionLevel } from '../transform/compress.js';
 import { canParallelCompress, parallelStage } from '../transform/parallel.js';
 import { CryptoBackend, encryptBuffer, decryptBuffer } from '../transform/encrypt.js';
-import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.js';
+import { IntegrityRecord, sealAlg, sealStage, verifyStage } from '../transform/integrity.js';
 import { StorageDriver } from '../storage/driver.js';
 import { MultiStorage } from '../storage/multi.js';
 import { BackupId, dataKey, engineMetadataKey, formatMetadata, metadataKey } from '../storage/layout.js';
@@ -193,7 +193,7 @@ async function parentSnapshot(parent: Located, pw: Buffer | undefined, backend: 
 }
 
 function emptyRecord(keys: SealKeys, segmentSize: number): IntegrityRecord {
-  return { alg: keys.key ? 'hmac-sha256' : 'sha256', segment_size: segmentSize, size: 0, segments: [] };
+  return { alg: sealAlg(keys.key), segment_size: segmentSize, size: 0, segments: [] };
 }
 
 async function* one(b: Buffer): AsyncIterable<Buffer> {

@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import {
   IntegrityRecord, canonicalJson, deriveIntegrityKey, macMetadata, sealStage, verifyStage,
 } from '../../engine/transform/integrity.js';
@@ -44,7 +44,7 @@ async function seal(buf: Buffer, k: Buffer | undefined, obj = object): Promise<I
 test('seal records one 16-byte tag per segment, whatever the input chunking', async () => {
   for (const k of [key, undefined]) {
     const rec = await seal(data, k);
-    assert.is(rec.alg, k ? 'hmac-sha256' : 'sha256');
+    assert.is(rec.alg, k ? 'aes256-gmac' : 'aes256-gmac-public');
     assert.is(rec.segment_size, SEG);
     assert.is(rec.size, data.length);
     assert.is(rec.segments.length, 10);
@@ -56,16 +56,53 @@ test('seal records one 16-byte tag per segment, whatever the input chunking', as
   }
 });
 
-test('the tag is HMAC(key, domain || len || object || u64 index || segment), truncated to 16 bytes', async () => {
-  const rec = await seal(data, key);
-  const name = Buffer.from(object);
+/** prefix: "floe segment v1\0" || u32be len(object) || object || u64be index. */
+function prefix(obj: string, index: number): Buffer {
+  const name = Buffer.from(obj);
   const len = Buffer.alloc(4);
   len.writeUInt32BE(name.length);
   const idx = Buffer.alloc(8);
-  idx.writeBigUInt64BE(3n);
-  const want = createHmac('sha256', key).update(Buffer.from('floe segment v1\0')).update(len).update(name).update(idx)
-    .update(data.subarray(3 * SEG, 4 * SEG)).digest().subarray(0, 16).toString('hex');
-  assert.is(rec.segments[3], want);
+  idx.writeBigUInt64BE(BigInt(index));
+  return Buffer.concat([Buffer.from('floe segment v1\0'), len, name, idx]);
+}
+
+/** gmacRef: AES-256-GCM's tag over `segment` as additional data, nonce from the object and index. */
+function gmacRef(k: Buffer, obj: string, index: number, segment: Buffer): string {
+  const nonce = createHash('sha256').update(prefix(obj, index)).digest().subarray(0, 12);
+  const g = createCipheriv('aes-256-gcm', k, nonce);
+  g.setAAD(segment);
+  g.final();
+  return g.getAuthTag().toString('hex');
+}
+
+test('the tag is GMAC(K, nonce = SHA-256(domain || len || object || u64 index)[0..12], segment)', async () => {
+  const rec = await seal(data, key);
+  assert.is(rec.segments[3], gmacRef(key, object, 3, data.subarray(3 * SEG, 4 * SEG)));
+  assert.is(rec.segments[9], gmacRef(key, object, 9, data.subarray(9 * SEG)));
+  const pub = await seal(data, undefined);
+  const publicKey = createHash('sha256').update('floe public integrity key v1').digest();
+  assert.is(pub.segments[3], gmacRef(publicKey, object, 3, data.subarray(3 * SEG, 4 * SEG)));
+});
+
+test('records written before GMAC (hmac-sha256, sha256) still verify, and still catch damage', async () => {
+  const old = (k: Buffer | undefined): IntegrityRecord => {
+    const segments: string[] = [];
+    for (let i = 0; i * SEG < data.length; i++) {
+      const h = k ? createHmac('sha256', k) : createHash('sha256');
+      segments.push(h.update(prefix(object, i)).update(data.subarray(i * SEG, (i + 1) * SEG)).digest().subarray(0, 16).toString('hex'));
+    }
+    return { alg: k ? 'hmac-sha256' : 'sha256', segment_size: SEG, size: data.length, segments };
+  };
+  for (const k of [key, undefined]) {
+    const rec = old(k);
+    assert.ok((await collect(verifyStage(object, k, rec), chunks(data, 700))).equals(data));
+    const bad = Buffer.from(data);
+    bad[5 * SEG + 1] ^= 1;
+    const err = await rejects(collect(verifyStage(object, k, rec), chunks(bad, 700)));
+    assert.is(err.message, `data of ${object} is corrupted or tampered with (segment 6 of 10)`);
+  }
+  // a keyed reader refuses the unkeyed records of either generation
+  assert.throws(() => verifyStage(object, key, old(undefined)), (e: unknown) => e instanceof IntegrityError);
 });
 
 test('verify passes intact data through under any chunking', async () => {
