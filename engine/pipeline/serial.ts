@@ -2,7 +2,7 @@
  * serialStage: the sequential, stateful transforms of the data path (AES-CFB encryption, segment sealing on
  * backup; segment verification on restore) run in a thread of their own instead of on the main thread.
  *
- * Why: these cannot be split across the pool (CFB encryption chains block to block; a segment's HMAC is
+ * Why: these cannot be split across the pool (CFB encryption chains block to block; a segment's tag is
  * one running state), and on the main thread they took 1-2.5 s per GiB from the archiver (tar headers,
  * file reads, extraction), which is itself the bottleneck of uncompressed and zstd backups. In a thread of
  * their own they overlap with it. Piscina does not fit: it cannot keep state for one stream on one worker.
