@@ -18,6 +18,7 @@ import { createToken, Role } from './auth.js';
 import { openDatabase } from './db/client.js';
 import { resolveDb } from './db/url.js';
 import { DEFAULT_HOST, DEFAULT_PORT, startServer } from './server.js';
+import { NODE_FLAGS } from '../engine/node-flags.js';
 
 /** PROJECT: the project of a one-machine installation. */
 export const LOCAL_PROJECT = 'local';
@@ -93,7 +94,7 @@ export async function runStart(argv: readonly string[], signal: AbortSignal): Pr
   const server = await startServer({ host: o.host, port: o.port, db: target, logLevel: 'warn' });
   const bin = fileURLToPath(new URL('../../bin/floe.js', import.meta.url));
   const scheduler: ChildProcess = spawn(process.execPath, [
-    bin, 'scheduler', 'start', '--no-daemon', '--api', server.url, '--token-file', agentFile,
+    ...NODE_FLAGS, bin, 'scheduler', 'start', '--no-daemon', '--api', server.url, '--token-file', agentFile,
     '--client-id', clientId, '--jobs-dir', join(o.home, 'scheduler'), '--interval', String(o.interval),
   ], { stdio: ['ignore', 'inherit', 'inherit'] });
   process.stdout.write([

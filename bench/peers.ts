@@ -17,6 +17,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommandSpec, run } from './measure.js';
+import { NODE_FLAGS } from '../engine/node-flags.js';
 
 export type Tool = 'floe' | 'freezer' | 'tar' | 'restic' | 'borg';
 export const TOOLS: readonly Tool[] = ['floe', 'freezer', 'tar', 'restic', 'borg'];
@@ -107,7 +108,7 @@ function hasLevel1(store: string): string | undefined {
 function floeRunner(env: BenchEnv, compression: string, encrypted: boolean, level1: boolean): Runner {
   const name = `floe ${compression}${encrypted ? ' enc' : ''}`;
   const store = join(env.work, slug(name));
-  const floe = [process.execPath, join(env.repoRoot, 'bin', 'floe.js')];
+  const floe = [process.execPath, ...NODE_FLAGS, join(env.repoRoot, 'bin', 'floe.js')]; // as bin/floe.js's shebang runs it
   // Not --quiet: with stdout a pipe floe draws no progress, prints one summary, and its error if any.
   const common = ['--container', store, '--backup-name', NAME, '--hostname', HOST, ...(encrypted ? ['--encrypt-pass-file', env.passFile] : [])];
   return {

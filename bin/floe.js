@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
+// (V8 flags: engine/node-flags.ts says why; processes floe spawns get the same.)
 // floe: the agent CLI. The TypeScript sources compile to dist/ during `npm install` (the prepare script).
 // A reader that closes our stdout early (`floe restore --dry-run | head`) is not an error: stop quietly.
 for (const s of [process.stdout, process.stderr]) {

@@ -29,6 +29,7 @@ import type { ActionExecutor } from './runner.js';
 import { InProcessExecutor, ProcessExecutor } from './agents.js';
 import { Capabilities, FREEZER_CAPABILITIES, Scheduler } from './scheduler.js';
 import { JobStore, acquirePidFile, releasePidFile, runningScheduler, writeAtomic } from './store.js';
+import { NODE_FLAGS } from '../engine/node-flags.js';
 
 const COMMANDS = ['start', 'stop', 'status', 'reload', 'restart'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -286,7 +287,7 @@ async function daemonize(s: Settings, argv: readonly string[]): Promise<number> 
   const store = new JobStore(s.jobsDir).open();
   const logFile = s.logFile ?? store.logFile;
   const fd = openSync(logFile, 'a', 0o600);
-  const child = spawn(process.execPath, [FLOE_BIN, 'scheduler', ...argv, '--log-file', logFile], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, FLOE_BIN, 'scheduler', ...argv, '--log-file', logFile], {
     detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, FLOE_SCHEDULER_DAEMON: '1' },
   });
   closeSync(fd);
@@ -379,7 +380,7 @@ async function foreground(s: Settings, flags: Flags, signal: AbortSignal): Promi
 
 function executorOf(s: Settings, log: Log): ActionExecutor {
   if (s.inProcess) return new InProcessExecutor(log);
-  return new ProcessExecutor(s.agentCommand ?? [process.execPath, FLOE_BIN, 'agent']);
+  return new ProcessExecutor(s.agentCommand ?? [process.execPath, ...NODE_FLAGS, FLOE_BIN, 'agent']);
 }
 
 interface Identity {
