@@ -18,7 +18,7 @@ import { createToken, Role } from './auth.js';
 import { openDatabase } from './db/client.js';
 import { resolveDb } from './db/url.js';
 import { DEFAULT_HOST, DEFAULT_PORT, startServer } from './server.js';
-import { NODE_FLAGS } from '../engine/node-flags.js';
+import { NODE_FLAGS, floeEnv } from '../engine/node-flags.js';
 
 /** PROJECT: the project of a one-machine installation. */
 export const LOCAL_PROJECT = 'local';
@@ -96,7 +96,7 @@ export async function runStart(argv: readonly string[], signal: AbortSignal): Pr
   const scheduler: ChildProcess = spawn(process.execPath, [
     ...NODE_FLAGS, bin, 'scheduler', 'start', '--no-daemon', '--api', server.url, '--token-file', agentFile,
     '--client-id', clientId, '--jobs-dir', join(o.home, 'scheduler'), '--interval', String(o.interval),
-  ], { stdio: ['ignore', 'inherit', 'inherit'] });
+  ], { stdio: ['ignore', 'inherit', 'inherit'], env: floeEnv() });
   process.stdout.write([
     `floe is running: API and web UI at ${server.url}/ui/`,
     `  sign in with the admin token in ${adminFile}`,

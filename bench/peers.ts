@@ -17,7 +17,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommandSpec, run } from './measure.js';
-import { NODE_FLAGS } from '../engine/node-flags.js';
+import { MALLOC_ENV, NODE_FLAGS } from '../engine/node-flags.js';
 
 export type Tool = 'floe' | 'freezer' | 'tar' | 'restic' | 'borg';
 export const TOOLS: readonly Tool[] = ['floe', 'freezer', 'tar', 'restic', 'borg'];
@@ -108,18 +108,18 @@ function hasLevel1(store: string): string | undefined {
 function floeRunner(env: BenchEnv, compression: string, encrypted: boolean, level1: boolean): Runner {
   const name = `floe ${compression}${encrypted ? ' enc' : ''}`;
   const store = join(env.work, slug(name));
-  const floe = [process.execPath, ...NODE_FLAGS, join(env.repoRoot, 'bin', 'floe.js')]; // as bin/floe.js's shebang runs it
+  const floe = [process.execPath, ...NODE_FLAGS, join(env.repoRoot, 'bin', 'floe.js')]; // with MALLOC_ENV: as bin/floe.js's shebang runs it
   // Not --quiet: with stdout a pipe floe draws no progress, prints one summary, and its error if any.
   const common = ['--container', store, '--backup-name', NAME, '--hostname', HOST, ...(encrypted ? ['--encrypt-pass-file', env.passFile] : [])];
   return {
     name, id: slug(name), tool: 'floe', role: 'floe', compression, encrypted, store, stateDirs: [], level1,
     missing: () => (existsSync(join(env.repoRoot, 'dist', 'engine', 'cli', 'main.js')) ? undefined : 'floe is not built (npm run build)'),
     reset: () => rmrf(store),
-    backup: () => ({ argv: [...floe, 'backup', '--path-to-backup', env.tree, '--compression', compression, ...common], timeoutS: env.timeoutS }),
+    backup: () => ({ argv: [...floe, 'backup', '--path-to-backup', env.tree, '--compression', compression, ...common], env: MALLOC_ENV, timeoutS: env.timeoutS }),
     checkLevel1: () => hasLevel1(store),
     restore: {
       name, role: 'floe',
-      command: (target) => ({ argv: [...floe, 'restore', '--restore-abs-path', target, ...common], timeoutS: env.timeoutS }),
+      command: (target) => ({ argv: [...floe, 'restore', '--restore-abs-path', target, ...common], env: MALLOC_ENV, timeoutS: env.timeoutS }),
     },
   };
 }

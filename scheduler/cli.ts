@@ -29,7 +29,7 @@ import type { ActionExecutor } from './runner.js';
 import { InProcessExecutor, ProcessExecutor } from './agents.js';
 import { Capabilities, FREEZER_CAPABILITIES, Scheduler } from './scheduler.js';
 import { JobStore, acquirePidFile, releasePidFile, runningScheduler, writeAtomic } from './store.js';
-import { NODE_FLAGS } from '../engine/node-flags.js';
+import { NODE_FLAGS, floeEnv } from '../engine/node-flags.js';
 
 const COMMANDS = ['start', 'stop', 'status', 'reload', 'restart'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -288,7 +288,7 @@ async function daemonize(s: Settings, argv: readonly string[]): Promise<number> 
   const logFile = s.logFile ?? store.logFile;
   const fd = openSync(logFile, 'a', 0o600);
   const child = spawn(process.execPath, [...NODE_FLAGS, FLOE_BIN, 'scheduler', ...argv, '--log-file', logFile], {
-    detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, FLOE_SCHEDULER_DAEMON: '1' },
+    detached: true, stdio: ['ignore', fd, fd], env: floeEnv({ ...process.env, FLOE_SCHEDULER_DAEMON: '1' }),
   });
   closeSync(fd);
   child.unref();
@@ -380,7 +380,7 @@ async function foreground(s: Settings, flags: Flags, signal: AbortSignal): Promi
 
 function executorOf(s: Settings, log: Log): ActionExecutor {
   if (s.inProcess) return new InProcessExecutor(log);
-  return new ProcessExecutor(s.agentCommand ?? [process.execPath, ...NODE_FLAGS, FLOE_BIN, 'agent']);
+  return s.agentCommand ? new ProcessExecutor(s.agentCommand) : new ProcessExecutor([process.execPath, ...NODE_FLAGS, FLOE_BIN, 'agent'], floeEnv());
 }
 
 interface Identity {

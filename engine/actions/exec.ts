@@ -20,7 +20,15 @@ export async function exec(o: AgentOptions, _out: Output, signal: AbortSignal): 
       stdio: [i === 0 ? 'inherit' : 'pipe', last ? 'inherit' : 'pipe', 'inherit'],
       signal,
     });
-    if (i > 0) children[i - 1].stdout!.pipe(child.stdin!);
+    if (i > 0) {
+      // A stage that exits before reading all its input (head, a failing grep) breaks the pipe, as in a
+      // shell: closing the reading end gives the writer EPIPE/SIGPIPE, and each stage's exit status
+      // tells what happened.
+      const upstream = children[i - 1].stdout!;
+      child.stdin!.on('error', () => upstream.destroy());
+      child.on('close', () => upstream.destroy());
+      upstream.pipe(child.stdin!);
+    }
     children.push(child);
     done.push(new Promise((resolveP) => {
       child.on('error', (err) => {
