@@ -61,7 +61,7 @@ export function deriveIntegrityKey(password: Buffer, salt: Buffer): Buffer {
 /** PUBLIC_KEY: the GMAC key of backups without a password (a constant: it detects damage, not forgery). */
 const PUBLIC_KEY = createHash('sha256').update('floe public integrity key v1').digest();
 
-/** seal: the algorithm new tags use, with or without the backup's key. */
+/** sealAlg: the algorithm new tags use, with or without the backup's key. */
 export function sealAlg(key: Buffer | undefined): IntegrityAlg {
   return key ? 'aes256-gmac' : 'aes256-gmac-public';
 }

@@ -372,6 +372,12 @@ const GAP_SPILL = 1 << 20;
 const FINE_BATCH = 64;
 let mainKernel: Kernel | undefined;
 
+/** kernel is this thread's WASM instance for the gap fill's fine sums, made on first use. */
+function kernel(): Kernel {
+  mainKernel ??= Kernel.create();
+  return mainKernel;
+}
+
 /**
  * GapFill writes the literal runs of a delta (the new bytes between two block copies), copying the
  * parts of them that the old file has at the matching place, found with the basis's fine sums
@@ -437,14 +443,18 @@ class GapFill {
   /** close ends the open run: its end matches old offset `oldEnd` (the next copy's start, or the old end). */
   close(oldEnd: number): void {
     if (this.#start < 0) return;
-    // a run as long as the old bytes it replaces: changed in place (overwrites), so any unchanged
-    // sub-blocks between the changes are at the same place too
-    const inPlace = this.#oldStart >= 0 && oldEnd - this.#oldStart === this.#len;
-    this.#forward();
-    const back = this.#backward(oldEnd);
-    if (inPlace) this.#middle(oldEnd - this.#len, this.#len - back);
-    else this.#emit(this.#len - back);
-    if (back > 0) this.#write(rangeOp(oldEnd - back, back));
+    const a = this.#oldStart;
+    if (a >= 0 && oldEnd - a === this.#len) {
+      // as long as the old bytes it replaces: changed in place (overwrites), so every sub-block is
+      // compared where it stood (which covers what the forward and backward fills would find)
+      this.#oldStart = -1;
+      this.#middle(a, this.#len);
+    } else {
+      this.#forward();
+      const back = this.#backward(oldEnd);
+      this.#emit(this.#len - back);
+      if (back > 0) this.#write(rangeOp(oldEnd - back, back));
+    }
     this.#chunks = [];
     this.#len = 0;
     this.#start = -1;
@@ -527,8 +537,7 @@ class GapFill {
         e = next;
       }
       if (starts.length === 0) break;
-      mainKernel ??= Kernel.create();
-      const sums = mainKernel.fineSums(this.#bytes(o - a, e - a), this.#bs, f.size, f.seed, o % this.#bs);
+      const sums = kernel().fineSums(this.#bytes(o - a, e - a), this.#bs, f.size, f.seed, o % this.#bs);
       let k = 0;
       while (k < starts.length && this.#same(sums, k, starts[k])) k++;
       matched = (k < starts.length ? starts[k] : e) - a;
@@ -542,7 +551,7 @@ class GapFill {
 
   /**
    * middle writes the first n held bytes, which stand where old bytes [o, o + n) stood (o and o + n on
-   * the grid), as range copies of the sub-blocks that equal the old ones and literals of the others.
+   * the grid: a copy's end or start, or the old file's), as range copies of the sub-blocks that equal the old ones and literals of the others.
    */
   #middle(o: number, n: number): void {
     const f = this.#fine!;
@@ -563,8 +572,7 @@ class GapFill {
       const starts: number[] = [];
       let e = s;
       while (starts.length < FINE_BATCH && e < end) { starts.push(e); e = this.#subEnd(e); }
-      mainKernel ??= Kernel.create();
-      const sums = mainKernel.fineSums(this.#bytes(s - at, e - at), this.#bs, f.size, f.seed, s % this.#bs);
+      const sums = kernel().fineSums(this.#bytes(s - at, e - at), this.#bs, f.size, f.seed, s % this.#bs);
       for (let k = 0; k < starts.length; k++) {
         put(!this.#same(sums, k, starts[k]), (k + 1 < starts.length ? starts[k + 1] : e) - starts[k]);
       }
@@ -589,8 +597,7 @@ class GapFill {
       }
       if (starts.length === 0) return b - e;
       starts.reverse();
-      mainKernel ??= Kernel.create();
-      const sums = mainKernel.fineSums(this.#bytes(this.#len - (b - s), this.#len - (b - e)), this.#bs, f.size, f.seed, s % this.#bs);
+      const sums = kernel().fineSums(this.#bytes(this.#len - (b - s), this.#len - (b - e)), this.#bs, f.size, f.seed, s % this.#bs);
       let k = starts.length - 1;
       while (k >= 0 && this.#same(sums, k, starts[k])) k--;
       if (k >= 0) return b - (k + 1 < starts.length ? starts[k + 1] : e);

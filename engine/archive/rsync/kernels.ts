@@ -172,8 +172,7 @@ export function deltaWindow(k: Kernel, t: DeltaTask): Uint32Array {
   }
   const signLen = t.signEnd > 0 ? (t.final ? len : Math.min(len, t.signEnd)) : 0;
   const n = signLen > 0 ? Math.ceil(signLen / bs) : 0;
-  const sums = n > 0 && t.fineSize > 0 ? t.data.subarray(0, signLen) : null;
-  const fine = sums ? k.fineSums(sums, bs, t.fineSize, t.fineSeed) : null;
+  const fine = n > 0 && t.fineSize > 0 ? k.fineSums(t.data.subarray(0, signLen), bs, t.fineSize, t.fineSeed) : null;
   const out = new Uint32Array(3 + found.length + n * (1 + STRONG_LEN / 4) + (fine ? fine.length / 4 : 0));
   out[0] = found.length / 3;
   out[1] = next;
