@@ -18,7 +18,7 @@
  * All headers are old GNU ("ustar  \0") with atime and ctime set, as tar writes them in incremental mode.
  * The stream ends with two zero blocks and is padded to tar's 10240-byte record.
  *
- * Speed: per-file system calls (lstat, open, read, close) are synchronous, as in tar. Through libuv's
+ * Speed: per-file system calls (readdir, lstat, open, read, close) are synchronous, as in tar. Through libuv's
  * thread pool each costs a round trip several times the call itself, which made small files 5x slower;
  * the event loop is held at most while one output chunk fills. Large files are read asynchronously,
  * READ_SIZE at a time, straight into the output chunks.
@@ -36,7 +36,7 @@ import { errnoMessage, SourceError } from '../../errors.js';
 import { noProgress, type Progress } from '../../progress.js';
 import { compileExcludes, type Excluder } from '../../source/exclude.js';
 import { nameOfGid, nameOfUid } from '../../source/owners.js';
-import { devParts, isVanished, listDirectory, statRoot, walk } from '../../source/walker.js';
+import { devParts, isVanished, listDirectorySync, statRoot, walk } from '../../source/walker.js';
 import { ChunkWriter, hasHoles, SparseScanner, ZERO_SPAN } from './chunks.js';
 import { BLOCK, encodeHeader, END_OF_ARCHIVE, padding, type SparseChunk, type TarHeader } from './header.js';
 import {
@@ -319,7 +319,7 @@ class BackupRun {
     if (children !== 'none') {
       let listing;
       try {
-        listing = await listDirectory(this.#abs(rel));
+        listing = listDirectorySync(this.#abs(rel));
       } catch (err) {
         if (rel === '') throw new SourceError(`cannot back up ${this.#opts.root}: ${errnoMessage(err)}`, { cause: err });
         this.#warn(`${name}: cannot open directory: ${errnoMessage(err)}; not dumped`);

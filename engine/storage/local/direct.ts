@@ -1,0 +1,152 @@
+/**
+ * DirectWriter: writes one large object with O_DIRECT, past the page cache, falling back to ordinary
+ * writes where the file system or the file refuses it.
+ *
+ * Why: a backup writes data nobody reads soon. Through the page cache, every written page first has to
+ * be allocated, and on a virtual machine a page the guest has not touched recently costs a fault in the
+ * host: here a buffered 1 GiB write + fsync took 3.15 s (2.66 s of it system time) when its pages were
+ * cold and 0.68 s when warm, while O_DIRECT from aligned buffers took 0.43-0.45 s every time (48 ms
+ * system). It also leaves the reader's page cache alone (the data being backed up stays cached).
+ *
+ * How: O_DIRECT needs the buffer address, the length and the file offset aligned to the device's logical
+ * block size. The object's bytes are copied into STAGES buffers carved from a WebAssembly.Memory (its
+ * backing store is page-aligned; a Buffer's is not); while some are written, the next one fills. The
+ * last, partial stage is written padded to ALIGN and the file is then truncated to its real size.
+ * If open() refuses O_DIRECT (tmpfs before Linux 6.6, FUSE, devices) the caller writes buffered; if a
+ * write is refused with EINVAL the rest of the object goes through a second, buffered descriptor.
+ */
+import { constants, promises as fsp } from 'node:fs';
+
+/**
+ * STAGE, STAGES: bytes per direct write, and how many stages there are (all but the one filling may be in
+ * flight). This disk takes 1 GiB of direct writes at ~2.2 GB/s whatever the size (2-8 MiB) and depth
+ * (1-4); what matters is that the producer rarely waits: with two 4 MiB stages a tar stream waited
+ * 0.28 s per GiB for the disk, with four 2 MiB stages (the same 8 MiB of RSS) it did not.
+ */
+const STAGE = 2 * 1024 * 1024;
+const STAGES = 4;
+/** ALIGN: 4096 covers every logical block size Linux uses for O_DIRECT (512 or 4096). */
+const ALIGN = 4096;
+const WASM_PAGE = 65536;
+
+/** openDirect opens `file` for a direct write (created or truncated), or returns null where O_DIRECT is refused. */
+export async function openDirect(file: string): Promise<DirectWriter | null> {
+  const direct = constants.O_DIRECT;
+  if (typeof direct !== 'number' || direct === 0) return null; // not Linux
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | direct, 0o666);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
+    throw err;
+  }
+  try {
+    if (!(await fh.stat()).isFile()) {
+      await fh.close();
+      return null; // a device or a fifo behind a symlink: leave it to ordinary writes
+    }
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+  return new DirectWriter(file, fh);
+}
+
+export class DirectWriter {
+  readonly #file: string;
+  readonly #fh: fsp.FileHandle;
+  /** #plain: the buffered descriptor used once a direct write was refused. */
+  #plain: Promise<fsp.FileHandle> | undefined;
+  readonly #stages: Buffer[];
+  /** #pending[i]: the write of stage i still in flight (awaited before stage i is filled again). */
+  readonly #pending: (Promise<void> | undefined)[];
+  #cur = 0;
+  #fill = 0;
+  /** #pos: file offset of the current stage. */
+  #pos = 0;
+  #size = 0;
+
+  constructor(file: string, fh: fsp.FileHandle) {
+    this.#file = file;
+    this.#fh = fh;
+    const pages = (STAGES * STAGE) / WASM_PAGE;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    this.#stages = Array.from({ length: STAGES }, (_, i) => Buffer.from(memory.buffer, i * STAGE, STAGE));
+    this.#pending = new Array(STAGES).fill(undefined);
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** write appends `buf`; it resolves once the bytes are copied (full stages may still be in flight). */
+  async write(buf: Buffer): Promise<void> {
+    let off = 0;
+    while (off < buf.length) {
+      if (this.#fill === 0 && this.#pending[this.#cur]) await this.#settle(this.#cur);
+      const n = buf.copy(this.#stages[this.#cur], this.#fill, off, Math.min(buf.length, off + STAGE - this.#fill));
+      off += n;
+      this.#fill += n;
+      this.#size += n;
+      if (this.#fill === STAGE) this.#flushStage(STAGE);
+    }
+  }
+
+  /** finish writes the last partial stage, waits for every write, sets the file's size and fsyncs it. */
+  async finish(): Promise<void> {
+    const tail = this.#fill;
+    if (tail > 0) {
+      const padded = Math.ceil(tail / ALIGN) * ALIGN;
+      this.#stages[this.#cur].fill(0, tail, padded);
+      this.#flushStage(padded);
+    }
+    for (let i = 0; i < STAGES; i++) await this.#settle(i);
+    if (this.#size % ALIGN !== 0) await this.#fh.truncate(this.#size);
+    await this.#fh.sync();
+  }
+
+  /** close releases the descriptors; writes still in flight are waited for (their errors are dropped). */
+  async close(): Promise<void> {
+    await Promise.all(this.#pending.map((p) => p?.catch(() => undefined)));
+    const plain = this.#plain?.then((fh) => fh.close()).catch(() => undefined);
+    await Promise.all([this.#fh.close().catch(() => undefined), plain]);
+  }
+
+  async #settle(i: number): Promise<void> {
+    const p = this.#pending[i];
+    this.#pending[i] = undefined;
+    await p;
+  }
+
+  /** flushStage starts writing the current stage and moves to the next one. */
+  #flushStage(length: number): void {
+    const p = this.#writeAt(this.#stages[this.#cur], length, this.#pos);
+    p.catch(() => undefined); // awaited before the stage is reused, or by finish
+    this.#pending[this.#cur] = p;
+    this.#pos += length;
+    this.#cur = (this.#cur + 1) % STAGES;
+    this.#fill = 0;
+  }
+
+  async #writeAt(buf: Buffer, length: number, pos: number): Promise<void> {
+    if (!this.#plain) {
+      try {
+        await writeAllAt(this.#fh, buf, length, pos);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        this.#plain ??= fsp.open(this.#file, constants.O_WRONLY);
+      }
+    }
+    await writeAllAt(await this.#plain, buf, length, pos);
+  }
+}
+
+async function writeAllAt(fh: fsp.FileHandle, buf: Buffer, length: number, pos: number): Promise<void> {
+  let off = 0;
+  while (off < length) {
+    const { bytesWritten } = await fh.write(buf, off, length - off, pos + off);
+    if (bytesWritten === 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO', syscall: 'write' });
+    off += bytesWritten;
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * O_DIRECT object writes (engine/storage/local/direct.ts): every size comes back byte for byte, with and
+ * without O_DIRECT; a write the kernel refuses (EINVAL) goes on through a buffered descriptor; a failing
+ * write fails the put and leaves nothing; where open() refuses O_DIRECT the put writes buffered.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DirectWriter, openDirect } from '../../engine/storage/local/direct.js';
+import { LocalStorage } from '../../engine/storage/local/index.js';
+import { StorageError } from '../../engine/errors.js';
+
+const root = mkdtempSync(join(tmpdir(), 'floe-direct-'));
+const MiB = 1024 * 1024;
+let n = 0;
+
+/** pieces cuts `buf` into chunks of varying sizes (1 byte to 3 MiB), as pipeline stages hand them over. */
+async function* pieces(buf: Buffer, seed: number): AsyncIterable<Buffer> {
+  const sizes = [1, 511, 4096, 65_537, 3 * MiB, 2 * MiB, 700_001];
+  let i = seed;
+  for (let off = 0; off < buf.length; i++) {
+    const len = sizes[i % sizes.length];
+    yield buf.subarray(off, off + len);
+    off += len;
+  }
+}
+
+const SIZES = [0, 1, 4095, 4096, 4097, 2 * MiB - 1, 2 * MiB, 2 * MiB + 1, 8 * MiB, 8 * MiB + 4097, 19 * MiB + 12_345];
+
+for (const direct of [true, false]) {
+  test(`put ${direct ? 'with' : 'without'} O_DIRECT stores every size exactly`, async () => {
+    const s = new LocalStorage(join(root, `c${n++}`), { direct });
+    await s.ensureWritable();
+    for (const [i, size] of SIZES.entries()) {
+      const data = randomBytes(size);
+      const { size: stored } = await s.put(`obj-${size}`, pieces(data, i));
+      assert.is(stored, size);
+      const file = join(s.container, `obj-${size}`);
+      assert.is(statSync(file).size, size, `file size for ${size}`);
+      assert.ok(readFileSync(file).equals(data), `bytes of a ${size}-byte object`);
+    }
+    assert.equal(readdirSync(s.container).sort(), SIZES.map((x) => `obj-${x}`).sort(), 'no temporary files left');
+  });
+}
+
+test('O_DIRECT is available on the test file system (else puts silently write buffered)', async () => {
+  const w = await openDirect(join(root, 'probe'));
+  if (!w) {
+    console.log(`  note: ${root} refuses O_DIRECT; the buffered path is the one tested`);
+    return;
+  }
+  await w.write(Buffer.alloc(5000, 1));
+  await w.finish();
+  await w.close();
+  assert.is(statSync(join(root, 'probe')).size, 5000);
+});
+
+test('open refusing O_DIRECT (a device behind the key) falls back to ordinary writes', async () => {
+  assert.is(await openDirect('/dev/null'), null);
+});
+
+/** flaky wraps a real buffered handle; its first `failures` writes fail with `code` (as O_DIRECT's EINVAL would). */
+function flaky(fh: fsp.FileHandle, code: string, failures: number): fsp.FileHandle {
+  let left = failures;
+  return new Proxy(fh, {
+    get(target, prop) {
+      if (prop === 'write') {
+        return (...args: Parameters<fsp.FileHandle['write']>) => {
+          if (left > 0) {
+            left--;
+            return Promise.reject(Object.assign(new Error(`${code}: write`), { code, syscall: 'write' }));
+          }
+          return (target.write as (...a: unknown[]) => unknown)(...args);
+        };
+      }
+      const v = Reflect.get(target, prop) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+test('a direct write refused with EINVAL goes on through a buffered descriptor', async () => {
+  const file = join(root, 'einval');
+  const fh = await fsp.open(file, 'w');
+  const w = new DirectWriter(file, flaky(fh, 'EINVAL', 3));
+  const data = randomBytes(13 * MiB + 77);
+  for await (const b of pieces(data, 3)) await w.write(b);
+  await w.finish();
+  await w.close();
+  assert.ok(readFileSync(file).equals(data));
+});
+
+test('a failing direct write fails finish, and put leaves no object', async () => {
+  const file = join(root, 'eio');
+  const fh = await fsp.open(file, 'w');
+  const w = new DirectWriter(file, flaky(fh, 'EIO', 1));
+  let err: unknown;
+  try {
+    for await (const b of pieces(randomBytes(5 * MiB), 0)) await w.write(b);
+    await w.finish();
+  } catch (e) {
+    err = e;
+  }
+  await w.close();
+  assert.is((err as NodeJS.ErrnoException)?.code, 'EIO');
+
+  // Through put: a source that fails after several stages are in flight leaves nothing behind.
+  const s = new LocalStorage(join(root, `c${n++}`));
+  await s.ensureWritable();
+  const boom = new Error('source broke');
+  async function* bad(): AsyncIterable<Buffer> {
+    yield* pieces(randomBytes(9 * MiB), 1);
+    throw boom;
+  }
+  try {
+    await s.put('k', bad());
+    assert.unreachable('put should fail');
+  } catch (e) {
+    assert.is(e, boom);
+  }
+  assert.not.ok(await s.exists('k'));
+});
+
+test('no space left on a direct write is a StorageError and removes the object', async () => {
+  if (process.getuid?.() !== 0) {
+    console.log('  skip: needs root to mount a small tmpfs');
+    return;
+  }
+  const mnt = join(root, 'small');
+  await fsp.mkdir(mnt);
+  const { execFileSync } = await import('node:child_process');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt], { stdio: 'pipe' });
+  } catch (e) {
+    console.log(`  skip: cannot mount a tmpfs here: ${String((e as Error).message).split('\n')[0]}`);
+    return;
+  }
+  try {
+    const s = new LocalStorage(mnt);
+    let err: unknown;
+    try {
+      await s.put('big', pieces(randomBytes(8 * MiB), 2));
+    } catch (e) {
+      err = e;
+    }
+    assert.instance(err, StorageError);
+    assert.is((err as Error).message, 'cannot write big: no space left on device');
+    assert.not.ok(await s.exists('big'));
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
+});
+
+test.after(() => rmSync(root, { recursive: true, force: true }));
+
+test.run();
