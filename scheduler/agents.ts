@@ -259,14 +259,7 @@ export class InProcessExecutor implements ActionExecutor {
     try {
       const [{ mergeOptions }, actions] = await Promise.all([import('../engine/cli/main.js'), import('../engine/actions/index.js')]);
       const o = mergeOptions({ config: ini });
-      let r: { document: Doc };
-      switch (o.action) {
-        case 'backup': r = await actions.backup(o, out, req.signal); break;
-        case 'restore': r = await actions.restore(o, out, req.signal); break;
-        case 'info': r = await actions.info(o, out); break;
-        case 'admin': r = await actions.admin(o, out); break;
-        case 'exec': r = await actions.exec(o, out, req.signal); break;
-      }
+      const r: { document: Doc } = await actions.performAction(o, out, req.signal);
       const document = o.action === 'backup' && !o.dry_run ? r.document : undefined;
       const b = bytesOf(document);
       return {

@@ -10,8 +10,9 @@
  * - Callers bound their own in-flight tasks (`threads * 2` is what measured best here: one running and one
  *   queued per thread keeps both cores busy without hoarding memory).
  */
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import type { Piscina as PiscinaClass } from 'piscina';
 import { FloeError, ExitCode } from '../errors.js';
 import type { WorkerResult, WorkerTask } from './worker.js';
 
@@ -39,7 +40,7 @@ const LOAD_WAIT_MS = 10_000;
 
 export class WorkerPool {
   readonly threads: number;
-  #pool: Piscina<WorkerTask, WorkerResult>;
+  #pool: PiscinaClass<WorkerTask, WorkerResult>;
   /** Only our own worker module announces itself; test fixtures do not. */
   #announces: boolean;
   #loaded = 0;
@@ -49,6 +50,7 @@ export class WorkerPool {
     const threads = options.threads ?? Math.max(1, availableParallelism());
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError('options.threads must be a positive integer');
     this.threads = threads;
+    const { Piscina } = loadPiscina();
     this.#pool = new Piscina<WorkerTask, WorkerResult>({
       filename: options.filename ?? new URL('./worker.js', import.meta.url).href,
       // Workers start when work arrives, not with the pool: a restore that decrypts one block at a time
@@ -106,6 +108,14 @@ export class WorkerPool {
     });
     this.#onLoaded = undefined;
   }
+}
+
+/**
+ * loadPiscina loads Piscina when the first pool is made: a backup without compression, `info` or
+ * `--help` never needs it, and loading it cost ~15 ms of every start.
+ */
+function loadPiscina(): typeof import('piscina') {
+  return createRequire(import.meta.url)('piscina') as typeof import('piscina');
 }
 
 /** transferable returns a view that owns its whole ArrayBuffer (copying only when it does not). */

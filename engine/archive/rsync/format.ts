@@ -20,7 +20,7 @@
  * bit 2: all three are read, version 3 is written.
  * Identifiers here are persisted: never reuse one for another meaning.
  */
-import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
+import { createRequire } from 'node:module';
 import { FINE_LEN, fineCount } from '../../../wasm/index.js';
 import { IntegrityError } from '../../errors.js';
 import type { Xattr } from '../../source/xattr.js';
@@ -268,7 +268,7 @@ export class MetaWriter {
     for (const p of this.#parts) parts.push(p instanceof Promise ? encodeMeta(await p) : p);
     // zstd level 1: it stores the random weak/strong sums at memory speed (deflate spent ~20 ms per MB
     // on them) and still compresses paths and attributes well; zstd is already a dependency (transforms)
-    return zstdCompress(Buffer.concat(parts), { compressionLevel: 1, checksumFlag: true });
+    return zstd().compress(Buffer.concat(parts), { compressionLevel: 1, checksumFlag: true });
   }
 }
 
@@ -276,7 +276,7 @@ export class MetaWriter {
 export function parseMeta(buf: Buffer): Map<string, MetaRecord> {
   let raw: Buffer;
   try {
-    raw = zstdDecompress(buf);
+    raw = zstd().decompress(buf);
   } catch (err) {
     throw new IntegrityError('rsync engine_metadata: cannot decompress (damaged or not an rsync engine state)', { cause: err });
   }
@@ -335,4 +335,9 @@ export function parseMeta(buf: Buffer): Map<string, MetaRecord> {
     out.set(path, { path, mode, ino, size, mtimeNs, ctimeNs, sig, xh, raw: raw.subarray(start, o) });
   }
   return out;
+}
+
+/** zstd loads zstd-napi on first use (only rsync state needs it on this thread; ~10 ms of every start). */
+function zstd(): typeof import('zstd-napi') {
+  return createRequire(import.meta.url)('zstd-napi') as typeof import('zstd-napi');
 }
