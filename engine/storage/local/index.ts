@@ -3,8 +3,8 @@
  *
  * Model: one file per object, written in place as it streams (Freezer appends each segment to `data`),
  * fsynced before put() returns so a metadata file written afterwards never points at data still in the
- * page cache. put() writes with O_DIRECT where the file system allows it (direct.ts says why and how;
- * FLOE_DIRECT_IO=0 in the environment turns it off). Small objects (metadata, engine_metadata) are written atomically: temp file, fsync, rename,
+ * page cache. put() writes and get() reads with O_DIRECT where the file system allows it (direct.ts says
+ * why and how; FLOE_DIRECT_IO=0 in the environment turns it off). Small objects (metadata, engine_metadata) are written atomically: temp file, fsync, rename,
  * fsync of the directory. Reads come in `chunkSize` pieces (Freezer reads back in max_segment_size).
  * Keys never leave the container: absolute keys, '..', '.', empty components and NUL are rejected.
  * System errors become StorageError with a short reason ("no space left on device").
@@ -14,7 +14,7 @@ import { constants, promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { NotFoundError, StorageError, UsageError, errnoMessage } from '../../errors.js';
 import type { StorageDriver } from '../driver.js';
-import { DirectWriter, openDirect } from './direct.js';
+import { DirectWriter, openDirect, openDirectRead, readDirect } from './direct.js';
 
 /** DEFAULT_CHUNK: 32 MiB, Freezer's default max_segment_size, used when get() is given no chunkSize. */
 const DEFAULT_CHUNK = 32 * 1024 * 1024;
@@ -30,8 +30,8 @@ const FLUSH_EVERY = 64 * 1024 * 1024;
 
 export interface LocalStorageOptions {
   /**
-   * direct: write put() objects with O_DIRECT where the file system allows it (default true; see
-   * direct.ts). False writes through the page cache.
+   * direct: write put() objects and read get() objects with O_DIRECT where the file system allows it
+   * (default true; see direct.ts). False goes through the page cache.
    */
   direct?: boolean;
 }
@@ -119,8 +119,10 @@ export class LocalStorage implements StorageDriver {
     const chunk = options.chunkSize ?? DEFAULT_CHUNK;
     if (!Number.isSafeInteger(chunk) || chunk < 1) throw new RangeError('chunkSize must be a positive integer');
     const signal = options.signal;
+    const direct = this.#direct;
     return {
       async *[Symbol.asyncIterator]() {
+        if (direct && (yield* getDirect(file, key, chunk, signal))) return;
         let fh: fsp.FileHandle;
         let left: number;
         try {
@@ -196,6 +198,36 @@ export class LocalStorage implements StorageDriver {
     } catch (err) {
       throw storageError(`cannot remove ${key}`, err);
     }
+  }
+}
+
+/**
+ * getDirect yields the object read with O_DIRECT (see readDirect) and returns true, or returns false,
+ * having yielded nothing, where O_DIRECT is refused: the caller then reads through the page cache.
+ */
+async function* getDirect(file: string, key: string, chunk: number, signal?: AbortSignal): AsyncGenerator<Buffer, boolean> {
+  let fh: fsp.FileHandle | null;
+  try {
+    fh = await openDirectRead(file);
+  } catch (err) {
+    throw missingOr(key, err);
+  }
+  if (!fh) return false;
+  const it = readDirect(fh, chunk, signal);
+  try {
+    for (;;) {
+      let r: IteratorResult<Buffer, boolean>;
+      try {
+        r = await it.next();
+      } catch (err) {
+        throw storageError(`cannot read ${key}`, err);
+      }
+      if (r.done) return r.value;
+      yield r.value;
+    }
+  } finally {
+    await it.return(false).catch(() => undefined); // a consumer that stops early: reads in flight end first
+    await fh.close().catch(() => undefined);
   }
 }
 
