@@ -127,6 +127,21 @@ test('ratios and targets come from the numbers', () => {
   assert.is(status('Level 1 (gzip'), 'FAIL'); // 2 s is 0.2x of 10 s
   assert.is(status('Level 1 (zstd'), 'n/a');
   assert.is(status('Peak RSS <= 300 MB'), 'PASS');
+
+  // RSS at 4x: compared with the other size's run of the same commit, else the latest one.
+  const run = (commit: string, date: string, bytes: number, rss: number) => ({
+    format: 1, date, floe: { commit, dirty: false }, dataset: { bytes },
+    cases: [{ ...c('full', 'floe gzip', 'floe', 'floe', false, 1), peakRssBytes: rss }],
+  }) as unknown as Report;
+  const now = { ...report, date: '2026-11-27T02:00:00Z', floe: { commit: 'abc', dirty: false } } as Report;
+  const detail = (prev: Report[]) => evaluateTargets(now, prev).find((t) => t.target.startsWith('Peak RSS at 4x'))!;
+  const old = run('old', '2026-11-26T00:00:00Z', 1 << 28, 50e6);
+  const later = run('other', '2026-11-27T01:00:00Z', 1 << 28, 95e6);
+  const same = run('abc', '2026-11-26T12:00:00Z', 1 << 28, 92e6);
+  assert.match(detail([old, later]).detail, /95 MB -> 100 MB \(other run: 2026-11-27T01:00:00Z/);
+  assert.match(detail([old, same, later]).detail, /92 MB -> 100 MB \(other run: 2026-11-26T12:00:00Z/);
+  assert.is(detail([old]).status, 'FAIL'); // 50 -> 100 MB
+  assert.is(detail([]).status, 'n/a');
 });
 
 test.run();
