@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import { ExitCode, FloeError, InterruptedError, UsageError } from '../errors.js';
 import { runAction } from '../actions/index.js';
 import { closeSharedPool } from '../pipeline/pool.js';
+import { prewarmSerialWorker } from '../pipeline/serial.js';
 import { ACTIONS, ActionName } from './options.js';
 import { AgentOptions, Raw, defaults, parseArgv, readIni } from './parse.js';
 import { Output } from './output.js';
@@ -65,6 +66,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (parsed.positional.length > 0) throw new UsageError(`unexpected argument '${parsed.positional[0]}'`);
     const opts = mergeOptions(parsed.cli, action);
+    // Every backup and restore runs a serial stage: its thread loads while the action's modules do.
+    if (opts.action === 'backup' || opts.action === 'restore') prewarmSerialWorker();
     out = new Output({
       json: opts.json, quiet: opts.quiet, logFile: opts.log_file,
       stdoutReserved: opts.metadata_out === '-',

@@ -2,15 +2,16 @@
  * The thread behind serial.ts: runs a chain of stateful stages (CFB encryption, segment sealing, segment
  * verification) over the buffers the main thread sends, in order, and sends their output back.
  *
- * Protocol (messages on parentPort; workerData = { specs }):
- *   in:  { type: 'data', buf }   one input buffer, transferred
+ * Protocol (messages on parentPort):
+ *   in:  { type: 'specs', specs } the chain to run, first (the thread may be started before it is known)
+ *        { type: 'data', buf }   one input buffer, transferred
  *        { type: 'end' }         no more input
  *   out: { type: 'out', buf }    one output buffer, in order, transferred when it owns its memory
  *        { type: 'done', seal }  the chain finished; `seal`: the integrity record of a 'seal' spec
  *        { type: 'error', error: { name, code, message, exitCode } }
  * After 'done' or 'error' the thread ends by itself.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { FloeError } from '../errors.js';
 import { encryptStage } from '../transform/encrypt.js';
 import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.js';
@@ -21,12 +22,17 @@ import type { Stage } from './stages.js';
 import type { SerialSpec } from './serial.js';
 
 const port = parentPort!;
-const specs = (workerData as { specs: SerialSpec[] }).specs;
+let startWith: (specs: SerialSpec[]) => void = () => undefined;
+const specsGiven = new Promise<SerialSpec[]>((resolve) => (startWith = resolve));
 /** The main thread bounds what it sends (serial.ts WINDOW); this queue only has to hold it. */
 const input = new BoundedQueue<Buffer>(1 << 20);
 const controller = new AbortController();
 
-port.on('message', (m: { type: 'data'; buf: Uint8Array } | { type: 'end' }) => {
+port.on('message', (m: { type: 'specs'; specs: SerialSpec[] } | { type: 'data'; buf: Uint8Array } | { type: 'end' }) => {
+  if (m.type === 'specs') {
+    startWith(m.specs);
+    return;
+  }
   if (m.type === 'end') {
     input.close();
     return;
@@ -57,6 +63,7 @@ function send(b: Buffer): void {
 
 async function main(): Promise<void> {
   try {
+    const specs = await specsGiven;
     let stream: AsyncIterable<Buffer> = input;
     for (const spec of specs) stream = build(spec)(stream, controller.signal);
     for await (const b of stream) if (b.length > 0) send(b);

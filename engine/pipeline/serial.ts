@@ -51,7 +51,8 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
   const verifying = specs.find((s): s is Extract<SerialSpec, { kind: 'verify' }> => s.kind === 'verify');
   const window = WINDOW + (verifying ? verifying.record.segment_size : 0);
   return async function* (input, signal) {
-    const worker = new Worker(WORKER_URL, { workerData: { specs } });
+    const worker = takeWorker();
+    worker.postMessage({ type: 'specs', specs });
     const ready: Buffer[] = [];
     let inflight = 0;
     let done = false;
@@ -127,6 +128,35 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
       }
     }
   };
+}
+
+/** spare: a thread started by prewarmSerialWorker and not used yet; `dead` once it failed or exited. */
+let spare: { worker: Worker; dead: boolean } | undefined;
+
+/**
+ * prewarmSerialWorker starts the next serial stage's thread now: loading its modules takes ~50 ms, which
+ * a backup otherwise waits for when its first buffer is ready (the CLI calls this before it loads the
+ * action). The thread does not keep the process alive until a stage takes it.
+ */
+export function prewarmSerialWorker(): void {
+  if (spare && !spare.dead) return;
+  const s = { worker: new Worker(WORKER_URL), dead: false };
+  s.worker.unref();
+  s.worker.once('error', () => { s.dead = true; });
+  s.worker.once('exit', () => { s.dead = true; });
+  spare = s;
+}
+
+/** takeWorker adopts the spare thread if it is alive, else starts one. */
+function takeWorker(): Worker {
+  const s = spare;
+  spare = undefined;
+  if (s && !s.dead) {
+    s.worker.removeAllListeners();
+    s.worker.ref();
+    return s.worker;
+  }
+  return new Worker(WORKER_URL);
 }
 
 /** rebuild turns a worker's plain error back into the FloeError class callers and tests look for. */
