@@ -147,7 +147,10 @@ export function prewarmSerialWorker(): void {
   spare = s;
 }
 
-/** takeWorker adopts the spare thread if it is alive, else starts one. */
+/**
+ * takeWorker adopts the spare thread if it is alive, else starts one. A spare that died in the instant
+ * before (its 'exit' not yet delivered) fails the stage with a WorkerError when it arrives; no retry.
+ */
 function takeWorker(): Worker {
   const s = spare;
   spare = undefined;

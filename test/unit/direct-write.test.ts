@@ -6,6 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
@@ -94,7 +95,7 @@ function flaky(fh: fsp.FileHandle, code: string, failures: number): fsp.FileHand
 test('a direct write refused with EINVAL goes on through a buffered descriptor', async () => {
   const file = join(root, 'einval');
   const fh = await fsp.open(file, 'w');
-  const w = new DirectWriter(file, flaky(fh, 'EINVAL', 3));
+  const w = new DirectWriter(flaky(fh, 'EINVAL', 3), await fsp.open(file, 'r+'));
   const data = randomBytes(13 * MiB + 77);
   for await (const b of pieces(data, 3)) await w.write(b);
   await w.finish();
@@ -142,10 +143,47 @@ test('a first direct read refused with EINVAL yields nothing and reports it, for
   await fh.close();
 });
 
+test('EINVAL with no buffered descriptor to fall back on fails the write', async () => {
+  const file = join(root, 'einval-noplain');
+  const fh = await fsp.open(file, 'w');
+  const w = new DirectWriter(flaky(fh, 'EINVAL', 1), null);
+  let err: unknown;
+  try {
+    await w.write(randomBytes(3 * MiB));
+    await w.finish();
+  } catch (e) {
+    err = e;
+  }
+  await w.close();
+  assert.is((err as NodeJS.ErrnoException)?.code, 'EINVAL');
+});
+
+test('without memory for the stages (an address-space limit), puts and gets go through the page cache', () => {
+  // A child with `ulimit -v` cannot reserve a WebAssembly.Memory; the object must still be stored and read.
+  const script = `
+    import { LocalStorage } from ${JSON.stringify(new URL('../../engine/storage/local/index.js', import.meta.url).href)};
+    const s = new LocalStorage(process.argv[1]);
+    await s.ensureWritable();
+    const data = Buffer.alloc(5_000_000, 7);
+    await s.put('obj', (async function* () { yield data; })());
+    const got = [];
+    for await (const b of s.get('obj')) got.push(b);
+    if (!Buffer.concat(got).equals(data)) throw new Error('bytes differ');
+    let reserved = true;
+    try { new WebAssembly.Memory({ initial: 128, maximum: 128 }); } catch { reserved = false; }
+    console.log(reserved ? 'reserved' : 'refused');
+  `;
+  const dir = join(root, `c${n++}`);
+  const r = spawnSync('bash', ['-c', 'ulimit -v 3000000; exec node --input-type=module -e "$0" "$1"', script, dir], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  if (r.stdout.trim() === 'reserved') console.log('  note: this node reserved wasm memory under ulimit -v; the fallback was not exercised');
+  assert.is(statSync(join(dir, 'obj')).size, 5_000_000);
+});
+
 test('a failing direct write fails finish, and put leaves no object', async () => {
   const file = join(root, 'eio');
   const fh = await fsp.open(file, 'w');
-  const w = new DirectWriter(file, flaky(fh, 'EIO', 1));
+  const w = new DirectWriter(flaky(fh, 'EIO', 1), null);
   let err: unknown;
   try {
     for await (const b of pieces(randomBytes(5 * MiB), 0)) await w.write(b);

@@ -12,8 +12,9 @@
  * block size. The object's bytes are copied into STAGES buffers carved from a WebAssembly.Memory (its
  * backing store is page-aligned; a Buffer's is not); while some are written, the next one fills. The
  * last, partial stage is written padded to ALIGN and the file is then truncated to its real size.
- * If open() refuses O_DIRECT (tmpfs before Linux 6.6, FUSE, devices) the caller writes buffered; if a
- * write is refused with EINVAL the rest of the object goes through a second, buffered descriptor.
+ * If open() refuses O_DIRECT (tmpfs before Linux 6.6, FUSE, devices) or the stage memory cannot be
+ * reserved, the caller writes buffered; if a write is refused with EINVAL the rest of the object goes
+ * through a second, buffered descriptor of the same file.
  */
 import { constants, promises as fsp } from 'node:fs';
 
@@ -29,27 +30,40 @@ const STAGES = 4;
 const ALIGN = 4096;
 const WASM_PAGE = 65536;
 
-/** openDirect opens `file` for a direct write (created or truncated), or returns null where O_DIRECT is refused. */
+/**
+ * openDirect opens `file` for a direct write (created or truncated), or returns null where O_DIRECT is
+ * refused or its stage memory cannot be had (a process with an address-space limit: each
+ * WebAssembly.Memory reserves gigabytes). Then the caller writes buffered. Rejects with the system error
+ * of the open; on every failure the descriptor is closed.
+ */
 export async function openDirect(file: string): Promise<DirectWriter | null> {
   const direct = constants.O_DIRECT;
   if (typeof direct !== 'number' || direct === 0) return null; // not Linux
+  const stages = takeStages();
+  if (!stages) return null;
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | direct, 0o666);
   } catch (err) {
+    giveStages(stages);
     if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
     throw err;
   }
   try {
     if (!(await fh.stat()).isFile()) {
       await fh.close();
+      giveStages(stages);
       return null; // a device or a fifo behind a symlink: leave it to ordinary writes
     }
   } catch (err) {
     await fh.close().catch(() => undefined);
+    giveStages(stages);
     throw err;
   }
-  return new DirectWriter(file, fh);
+  // The buffered descriptor for writes O_DIRECT refuses, opened now so that it is the same file. It can
+  // be refused (a umask that made the new file read-only): then such a write fails with its EINVAL.
+  const plain = await fsp.open(file, constants.O_WRONLY).catch(() => null);
+  return new DirectWriter(fh, plain, stages);
 }
 
 /**
@@ -59,11 +73,17 @@ export async function openDirect(file: string): Promise<DirectWriter | null> {
 const spareStages: Buffer[][] = [];
 const SPARE_SETS = 2;
 
-function takeStages(): Buffer[] {
+/** takeStages returns a set of STAGES aligned stages, or null when the memory cannot be reserved. */
+function takeStages(): Buffer[] | null {
   const spare = spareStages.pop();
   if (spare) return spare;
   const pages = (STAGES * STAGE) / WASM_PAGE;
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  let memory: WebAssembly.Memory;
+  try {
+    memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  } catch {
+    return null; // RangeError: could not allocate memory
+  }
   return Array.from({ length: STAGES }, (_, i) => Buffer.from(memory.buffer, i * STAGE, STAGE));
 }
 
@@ -72,10 +92,11 @@ function giveStages(stages: Buffer[]): void {
 }
 
 export class DirectWriter {
-  readonly #file: string;
   readonly #fh: fsp.FileHandle;
-  /** #plain: the buffered descriptor used once a direct write was refused. */
-  #plain: Promise<fsp.FileHandle> | undefined;
+  /** #plain: a buffered descriptor of the same file, for writes O_DIRECT refuses (null: none could be had). */
+  readonly #plain: fsp.FileHandle | null;
+  /** #refused: a direct write was refused with EINVAL; the rest goes through #plain. */
+  #refused = false;
   #stages: Buffer[] | undefined;
   /** #pending[i]: the write of stage i still in flight (awaited before stage i is filled again). */
   readonly #pending: (Promise<void> | undefined)[];
@@ -85,10 +106,16 @@ export class DirectWriter {
   #pos = 0;
   #size = 0;
 
-  constructor(file: string, fh: fsp.FileHandle) {
-    this.#file = file;
+  /**
+   * Use openDirect (tests give their own handles). `stages` (from takeStages) belong to the writer
+   * until close(); without them it takes a set, and throws if none can be had.
+   */
+  constructor(fh: fsp.FileHandle, plain: fsp.FileHandle | null, stages?: Buffer[]) {
+    const set = stages ?? takeStages();
+    if (!set) throw new RangeError('no memory for O_DIRECT stages');
     this.#fh = fh;
-    this.#stages = takeStages();
+    this.#plain = plain;
+    this.#stages = set;
     this.#pending = new Array(STAGES).fill(undefined);
   }
 
@@ -132,8 +159,7 @@ export class DirectWriter {
     await Promise.all(this.#pending.map((p) => p?.catch(() => undefined)));
     if (this.#stages) giveStages(this.#stages);
     this.#stages = undefined;
-    const plain = this.#plain?.then((fh) => fh.close()).catch(() => undefined);
-    await Promise.all([this.#fh.close().catch(() => undefined), plain]);
+    await Promise.all([this.#fh.close().catch(() => undefined), this.#plain?.close().catch(() => undefined)]);
   }
 
   async #settle(i: number): Promise<void> {
@@ -153,16 +179,16 @@ export class DirectWriter {
   }
 
   async #writeAt(buf: Buffer, length: number, pos: number): Promise<void> {
-    if (!this.#plain) {
+    if (!this.#refused) {
       try {
         await writeAllAt(this.#fh, buf, length, pos);
         return;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-        this.#plain ??= fsp.open(this.#file, constants.O_WRONLY);
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL' || !this.#plain) throw err;
+        this.#refused = true;
       }
     }
-    await writeAllAt(await this.#plain, buf, length, pos);
+    await writeAllAt(this.#plain!, buf, length, pos);
   }
 }
 
@@ -203,11 +229,12 @@ export async function openDirectRead(file: string): Promise<fsp.FileHandle | nul
  * bytes. Why: an object that was written past the page cache is not in it, and reading it through the
  * cache allocates a page for every 4 KiB; a restore of 1 GiB read that way was ~1 s slower here than one
  * read from warm cache. Reads go into the aligned stages, one ahead of the one being copied out.
- * Returns false, having yielded nothing, when the first read is refused (EINVAL): the caller reads
- * buffered instead. Read errors reject.
+ * Returns false, having yielded nothing, when the first read is refused (EINVAL) or there is no stage
+ * memory: the caller reads buffered instead. Read errors reject.
  */
 export async function* readDirect(fh: fsp.FileHandle, chunk: number, signal?: AbortSignal): AsyncGenerator<Buffer, boolean> {
   const set = takeStages();
+  if (!set) return false; // no stage memory: the caller reads buffered
   const stages = [set[0], set[1]];
   const inflight: (Promise<number> | undefined)[] = [undefined, undefined];
   const read = (i: number, pos: number) => {
