@@ -18,9 +18,9 @@
  * All headers are old GNU ("ustar  \0") with atime and ctime set, as tar writes them in incremental mode.
  * The stream ends with two zero blocks and is padded to tar's 10240-byte record.
  *
- * Speed: per-file system calls (readdir, lstat, open, read, close) are synchronous, as in tar. Through libuv's
- * thread pool each costs a round trip several times the call itself, which made small files 5x slower;
- * the event loop is held at most while one output chunk fills. Large files are read asynchronously,
+ * Speed: per-file system calls (readdir, lstat, open, read, close) are synchronous, as in tar. Through
+ * libuv's thread pool each costs a round trip several times the call itself, which made small files 5x
+ * slower; the event loop is held at most while one output chunk fills. Large files are read asynchronously,
  * READ_SIZE at a time, straight into the output chunks.
  *
  * Memory: the snapshot (every directory and its dumpdir) grows with the tree, like tar's; everything else

@@ -37,33 +37,48 @@ const WASM_PAGE = 65536;
  * of the open; on every failure the descriptor is closed.
  */
 export async function openDirect(file: string): Promise<DirectWriter | null> {
-  const direct = constants.O_DIRECT;
-  if (typeof direct !== 'number' || direct === 0) return null; // not Linux
   const stages = takeStages();
   if (!stages) return null;
-  let fh: fsp.FileHandle;
+  let fh: fsp.FileHandle | null;
   try {
-    fh = await fsp.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | direct, 0o666);
+    fh = await openRegular(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o666);
   } catch (err) {
     giveStages(stages);
-    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
     throw err;
   }
-  try {
-    if (!(await fh.stat()).isFile()) {
-      await fh.close();
-      giveStages(stages);
-      return null; // a device or a fifo behind a symlink: leave it to ordinary writes
-    }
-  } catch (err) {
-    await fh.close().catch(() => undefined);
+  if (!fh) {
     giveStages(stages);
-    throw err;
+    return null;
   }
   // The buffered descriptor for writes O_DIRECT refuses, opened now so that it is the same file. It can
   // be refused (a umask that made the new file read-only): then such a write fails with its EINVAL.
   const plain = await fsp.open(file, constants.O_WRONLY).catch(() => null);
   return new DirectWriter(fh, plain, stages);
+}
+
+/**
+ * openRegular opens `file` with `flags` | O_DIRECT. It returns null where O_DIRECT is refused (not
+ * Linux, EINVAL) or the file is not a regular file (a device or a fifo behind a symlink: left to
+ * ordinary I/O), closing what it opened. Rejects with the system error of the open or its fstat.
+ */
+async function openRegular(file: string, flags: number, mode?: number): Promise<fsp.FileHandle | null> {
+  const direct = constants.O_DIRECT;
+  if (typeof direct !== 'number' || direct === 0) return null;
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, flags | direct, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
+    throw err;
+  }
+  try {
+    if ((await fh.stat()).isFile()) return fh;
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  return null;
 }
 
 /**
@@ -205,23 +220,8 @@ async function writeAllAt(fh: fsp.FileHandle, buf: Buffer, length: number, pos: 
  * openDirectRead opens `file` for direct reads, or returns null where O_DIRECT is refused or the file is
  * not a regular file. Rejects with the system error otherwise (ENOENT, EACCES).
  */
-export async function openDirectRead(file: string): Promise<fsp.FileHandle | null> {
-  const direct = constants.O_DIRECT;
-  if (typeof direct !== 'number' || direct === 0) return null;
-  let fh: fsp.FileHandle;
-  try {
-    fh = await fsp.open(file, constants.O_RDONLY | direct);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
-    throw err;
-  }
-  try {
-    if ((await fh.stat()).isFile()) return fh;
-  } catch {
-    // fall through: let the buffered path meet the same error
-  }
-  await fh.close().catch(() => undefined);
-  return null;
+export function openDirectRead(file: string): Promise<fsp.FileHandle | null> {
+  return openRegular(file, constants.O_RDONLY);
 }
 
 /**
