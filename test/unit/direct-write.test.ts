@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { DirectWriter, openDirect, readDirect } from '../../engine/storage/local/direct.js';
 import { LocalStorage } from '../../engine/storage/local/index.js';
 import { StorageError } from '../../engine/errors.js';
+import { withTmpfs } from '../helpers/tmpfs.js';
 
 const root = mkdtempSync(join(tmpdir(), 'floe-direct-'));
 const MiB = 1024 * 1024;
@@ -29,6 +30,16 @@ async function* pieces(buf: Buffer, seed: number): AsyncIterable<Buffer> {
     yield buf.subarray(off, off + len);
     off += len;
   }
+}
+
+/** errorOf runs `f` and returns what it threw (undefined if it did not). */
+async function errorOf(f: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await f();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
 }
 
 const SIZES = [0, 1, 4095, 4096, 4097, 2 * MiB - 1, 2 * MiB, 2 * MiB + 1, 8 * MiB, 8 * MiB + 4097, 19 * MiB + 12_345];
@@ -115,15 +126,10 @@ test('a reader that stops early leaves no read in flight; the next get still wor
   const got: Buffer[] = [];
   for await (const b of s.get('k')) got.push(b);
   assert.ok(Buffer.concat(got).equals(data));
-  const missing = await (async () => {
-    try {
-      for await (const _ of s.get('nope')) { /* nothing */ }
-    } catch (e) {
-      return e as Error;
-    }
-    return undefined;
-  })();
-  assert.is(missing?.constructor.name, 'NotFoundError');
+  const missing = await errorOf(async () => {
+    for await (const _ of s.get('nope')) { /* nothing */ }
+  });
+  assert.is((missing as Error | undefined)?.constructor.name, 'NotFoundError');
 });
 
 test('a first direct read refused with EINVAL yields nothing and reports it, for a buffered retry', async () => {
@@ -147,13 +153,10 @@ test('EINVAL with no buffered descriptor to fall back on fails the write', async
   const file = join(root, 'einval-noplain');
   const fh = await fsp.open(file, 'w');
   const w = new DirectWriter(flaky(fh, 'EINVAL', 1), null);
-  let err: unknown;
-  try {
+  const err = await errorOf(async () => {
     await w.write(randomBytes(3 * MiB));
     await w.finish();
-  } catch (e) {
-    err = e;
-  }
+  });
   await w.close();
   assert.is((err as NodeJS.ErrnoException)?.code, 'EINVAL');
 });
@@ -184,13 +187,10 @@ test('a failing direct write fails finish, and put leaves no object', async () =
   const file = join(root, 'eio');
   const fh = await fsp.open(file, 'w');
   const w = new DirectWriter(flaky(fh, 'EIO', 1), null);
-  let err: unknown;
-  try {
+  const err = await errorOf(async () => {
     for await (const b of pieces(randomBytes(5 * MiB), 0)) await w.write(b);
     await w.finish();
-  } catch (e) {
-    err = e;
-  }
+  });
   await w.close();
   assert.is((err as NodeJS.ErrnoException)?.code, 'EIO');
 
@@ -202,43 +202,20 @@ test('a failing direct write fails finish, and put leaves no object', async () =
     yield* pieces(randomBytes(9 * MiB), 1);
     throw boom;
   }
-  try {
-    await s.put('k', bad());
-    assert.unreachable('put should fail');
-  } catch (e) {
-    assert.is(e, boom);
-  }
+  assert.is(await errorOf(() => s.put('k', bad())), boom);
   assert.not.ok(await s.exists('k'));
 });
 
 test('no space left on a direct write is a StorageError and removes the object', async () => {
-  if (process.getuid?.() !== 0) {
-    console.log('  skip: needs root to mount a small tmpfs');
-    return;
-  }
   const mnt = join(root, 'small');
   await fsp.mkdir(mnt);
-  const { execFileSync } = await import('node:child_process');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt], { stdio: 'pipe' });
-  } catch (e) {
-    console.log(`  skip: cannot mount a tmpfs here: ${String((e as Error).message).split('\n')[0]}`);
-    return;
-  }
-  try {
+  await withTmpfs(mnt, { what: 'no space left', size: '3m' }, async () => {
     const s = new LocalStorage(mnt);
-    let err: unknown;
-    try {
-      await s.put('big', pieces(randomBytes(8 * MiB), 2));
-    } catch (e) {
-      err = e;
-    }
+    const err = await errorOf(() => s.put('big', pieces(randomBytes(8 * MiB), 2)));
     assert.instance(err, StorageError);
     assert.is((err as Error).message, 'cannot write big: no space left on device');
     assert.not.ok(await s.exists('big'));
-  } finally {
-    execFileSync('umount', [mnt]);
-  }
+  });
 });
 
 test.after(() => rmSync(root, { recursive: true, force: true }));
