@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { IntegrityError } from '../../engine/errors.js';
-import { BLOCK, decodeHeader, decodeSparseExtension, encodeHeader, END_OF_ARCHIVE, padding, sparseExtended, type TarHeader } from '../../engine/archive/tar/header.js';
+import { BLOCK, decodeHeader, decodeSparseExtension, encodeHeader, encodeHeaderInto, END_OF_ARCHIVE, padding, sparseExtended, type TarHeader } from '../../engine/archive/tar/header.js';
 import { readTar, type TarEntry } from '../../engine/archive/tar/reader.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -114,6 +114,38 @@ test('round trip: plain, long unicode name, long link name, base-256 numbers, de
     assert.is(enc.length / BLOCK, 1 + extra, h.name);
     const got = readHeaderBlocks(enc);
     assert.equal(got, h);
+  }
+});
+
+test('encodeHeaderInto writes the same block in place, and declines what needs more than one block', () => {
+  const one: TarHeader[] = [
+    base({}),
+    base({ name: './' + 'x'.repeat(98) }), // exactly 100 bytes
+    base({ name: './' + 'é'.repeat(49), size: 7 }), // 100 bytes, not ASCII
+    base({ name: './l', type: '2', linkname: 'ü'.repeat(50) }),
+    base({ uname: 'u'.repeat(40), gname: 'ğ'.repeat(20) }), // truncated to 32 bytes, as strncpy
+    base({ size: 8 ** 11 - 1, mtime: 8 ** 11 }), // the largest octal size, the smallest base-256 time
+    base({ size: 9 * 1024 ** 3, uid: 2 ** 21, mtime: -1 }),
+    base({ name: './dev', type: '4', devmajor: 8, devminor: 1 }),
+    base({ name: './d/', type: 'D', size: 36, atime: 1_700_000_001, ctime: 1_700_000_002 }),
+    base({ name: './s', type: 'S', size: 1024, sparse: { realSize: 1 << 20, map: [{ offset: 0, size: 512 }, { offset: 1 << 19, size: 512 }, { offset: 1 << 20, size: 0 }] } }),
+  ];
+  const many: TarHeader[] = [
+    base({ name: './' + 'x'.repeat(99) }),
+    base({ name: './' + 'é'.repeat(50) }), // 99 characters, 102 bytes
+    base({ name: './l', type: '2', linkname: 'x'.repeat(101) }),
+    base({ name: './s', type: 'S', size: 0, sparse: { realSize: 1 << 20, map: Array.from({ length: 5 }, (_, i) => ({ offset: i * 4096, size: 512 })) } }),
+  ];
+  for (const h of one) {
+    const buf = Buffer.alloc(3 * BLOCK, 0xa5); // garbage around and under the block
+    assert.ok(encodeHeaderInto(h, buf, 700), h.name);
+    assert.ok(buf.subarray(700, 700 + BLOCK).equals(encodeHeader(h)), h.name);
+    assert.ok(buf.subarray(0, 700).every((x) => x === 0xa5) && buf.subarray(700 + BLOCK).every((x) => x === 0xa5), 'nothing outside the block');
+    if (!h.sparse) assert.equal(readHeaderBlocks(buf.subarray(700, 700 + BLOCK)), { ...h, uname: h.uname.length > 32 ? h.uname.slice(0, 32) : h.uname, gname: Buffer.from(h.gname).subarray(0, 32).toString() });
+  }
+  for (const h of many) {
+    assert.not.ok(encodeHeaderInto(h, Buffer.alloc(BLOCK), 0), h.name);
+    assert.ok(encodeHeader(h).length > BLOCK, h.name);
   }
 });
 

@@ -383,6 +383,30 @@ test('files that shrink or grow while read: zeros or st.size bytes, and a warnin
   }
 });
 
+test('growth is seen wherever a small file ends in the output chunk (with or without room for one more byte)', async () => {
+  const work = await tempDir('tarw');
+  try {
+    const src = join(work, 'src');
+    const spec: TreeSpec = {};
+    for (let i = 1; i <= 8; i++) spec[`grows-${i}`] = String(i).repeat(512 * i);
+    await createTree(src, spec);
+    const warnings: string[] = [];
+    const onFile = (name: string) => appendFileSync(join(src, name.slice(2)), 'more');
+    // 2048-byte chunks: the files' data end at every 512-byte position of a chunk, the last one included.
+    const b = createTarBackup({ root: src, exclude: [], dereference: 'none', chunkSize: 2048, progress: { onFile, onWarning: (m) => warnings.push(m) } });
+    const file = join(work, 'x.tar');
+    const parts: Buffer[] = [];
+    for await (const c of b.stream) parts.push(c);
+    await fs.writeFile(file, Buffer.concat(parts));
+    assert.equal(warnings.sort(), Object.keys(spec).sort().map((n) => `./${n}: file changed as we read it`));
+    const out = join(work, 'out');
+    await restore({ file } as Level, out);
+    for (let i = 1; i <= 8; i++) assert.is(await fs.readFile(join(out, `grows-${i}`), 'utf8'), String(i).repeat(512 * i));
+  } finally {
+    await removeDir(work);
+  }
+});
+
 test('estimateTree counts what a backup would read', async () => {
   const work = await tempDir('tarw');
   try {

@@ -38,7 +38,7 @@ import { compileExcludes, type Excluder } from '../../source/exclude.js';
 import { nameOfGid, nameOfUid } from '../../source/owners.js';
 import { devParts, isVanished, listDirectorySync, statRoot, walk } from '../../source/walker.js';
 import { ChunkWriter, hasHoles, SparseScanner, ZERO_SPAN } from './chunks.js';
-import { BLOCK, encodeHeader, END_OF_ARCHIVE, padding, type SparseChunk, type TarHeader } from './header.js';
+import { BLOCK, encodeHeader, encodeHeaderInto, END_OF_ARCHIVE, padding, type SparseChunk, type TarHeader } from './header.js';
 import {
   buildDumpdir, parseSnapshot, PreviousState, readDumpdir, serializeSnapshot,
   type Children, type DumpdirRecord, type SnapshotDirectory,
@@ -463,12 +463,12 @@ class BackupRun {
     try {
       this.#progress.onFile?.(name, size);
       this.#writeHeader(this.#baseHeader(name, st, '0', size));
-      const got = size > 0 ? this.#copySync(fd, name, size) : 0;
+      const { got, grew } = size > 0 ? this.#copySync(fd, name, size) : { got: 0, grew: false };
       this.#out.zeros(padding(size));
       this.counts.files++;
       this.counts.bytes += size;
       if (got < size) this.#warn(`${name}: file shrank by ${size - got} bytes; padding with zeros`);
-      else if (size > 0 && this.#grew(fd, size)) this.#warn(`${name}: file changed as we read it`);
+      else if (grew) this.#warn(`${name}: file changed as we read it`);
     } finally {
       if (fd >= 0) closeSync(fd);
     }
@@ -484,11 +484,17 @@ class BackupRun {
     }
   }
 
-  /** copySync reads `size` bytes of a small file straight into the output; zeros after a short read. */
-  #copySync(fd: number, name: string, size: number): number {
+  /**
+   * copySync reads `size` bytes of a small file straight into the output; zeros after a short read.
+   * Each read asks for one byte more than is left, so a file that grew shows in the same read (the
+   * extra byte lands in uncommitted space); only when the chunk has no room for it does a one-byte read
+   * at `size` check.
+   */
+  #copySync(fd: number, name: string, size: number): { got: number; grew: boolean } {
     let done = 0;
+    let grew: boolean | undefined;
     while (done < size) {
-      const w = this.#out.window(size - done);
+      const w = this.#out.window(size - done + 1);
       let n = 0;
       try {
         n = readSync(fd, w.buf, w.offset, w.length, done);
@@ -496,12 +502,16 @@ class BackupRun {
         this.#warn(`${name}: read error at byte ${done}: ${errnoMessage(err)}`);
       }
       if (n === 0) break;
+      if (done + n > size) {
+        grew = true;
+        n = size - done;
+      } else if (done + n === size && w.length > n) grew = false; // asked past the end, got EOF
       this.#out.commit(n);
       done += n;
     }
     this.#out.zeros(size - done);
     this.#progress.onBytes?.(done);
-    return done;
+    return { got: done, grew: done === size && (grew ?? this.#grew(fd, size)) };
   }
 
   /** streamRegular writes a large or sparse file from `fd` (which it closes), reading asynchronously. */
@@ -605,7 +615,10 @@ class BackupRun {
     };
   }
 
+  /** writeHeader encodes a one-block header straight into the output when the block fits the chunk. */
   #writeHeader(h: TarHeader): void {
-    this.#out.write(encodeHeader(h));
+    const w = this.#out.window(BLOCK);
+    if (w.length === BLOCK && encodeHeaderInto(h, w.buf, w.offset)) this.#out.commit(BLOCK);
+    else this.#out.write(encodeHeader(h));
   }
 }
