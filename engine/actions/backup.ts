@@ -20,6 +20,7 @@ import { VERSION } from '../cli/help.js';
 import { chooseParent } from '../chain/index.js';
 import { counted, runStages, Stage } from '../pipeline/stages.js';
 import { serialStage } from '../pipeline/serial.js';
+import { SlotPool } from '../pipeline/slots.js';
 import { TarBackupOptions, createTarBackup, estimateTree } from '../archive/tar/index.js';
 import { createRsyncBackup } from '../archive/rsync/index.js';
 import { sharedPool } from '../pipeline/pool.js';
@@ -46,6 +47,14 @@ export interface BackupResult {
  * max_segment_size cut 1 GiB restores' peak RSS, for 34 bytes of metadata per 8 MiB.
  */
 const SEAL_SEGMENT = 8 * 1024 * 1024;
+
+/**
+ * SLOT_SIZE, SLOT_COUNT: the reused chunks of an uncompressed tar stream, of the tar writer's chunk size.
+ * Up to ~14 chunks are between the archiver and the disk at once (stage queues, the sealing thread's
+ * window, O_DIRECT writes in flight); when every slot is out the archiver allocates, as without a pool.
+ */
+const SLOT_SIZE = 2 * 1024 * 1024;
+const SLOT_COUNT = 16;
 
 export async function backup(o: AgentOptions, out: Output, signal: AbortSignal): Promise<BackupResult> {
   const started = Date.now();
@@ -83,7 +92,11 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   if ((out.json || process.stderr.isTTY) && !out.quiet) {
     estimateTree(root, o.exclude, signal).then((e) => progress.onTotal?.(e.bytes, e.files), () => undefined);
   }
-  const archive = openArchive(engine, { root, exclude: o.exclude, dereference: o.dereference_symlink, previous, progress, signal }, o);
+  // An uncompressed tar stream goes to storage as the archiver packed it: its chunks can be reused slots
+  // (pipeline/slots.ts), given back by the one storage that writes them. Compressors make new buffers.
+  const slots = engine === 'tar' && o.compression === 'none' && !o.dry_run && storages.length === 1
+    ? SlotPool.create(SLOT_SIZE, SLOT_COUNT) : null;
+  const archive = openArchive(engine, { root, exclude: o.exclude, dereference: o.dereference_symlink, previous, progress, signal, slots }, o);
   const keys = newSealKeys(pw);
   const ids = objectIds(id);
   const sealSegment = Math.min(o.max_segment_size, SEAL_SEGMENT);

@@ -4,9 +4,10 @@
  *
  * Protocol (messages on parentPort):
  *   in:  { type: 'specs', specs } the chain to run, first (the thread may be started before it is known)
- *        { type: 'data', buf }   one input buffer, transferred
+ *        { type: 'data', buf }   one input buffer, transferred (or a view of shared memory, passed)
  *        { type: 'end' }         no more input
- *   out: { type: 'out', buf }    one output buffer, in order, transferred when it owns its memory
+ *   out: { type: 'out', buf }    one output buffer, in order, transferred when it owns its memory;
+ *                                a view of shared memory is passed back as it is
  *        { type: 'done', seal }  the chain finished; `seal`: the integrity record of a 'seal' spec
  *        { type: 'error', error: { name, code, message, exitCode } }
  * After 'done' or 'error' the thread ends by itself.
@@ -37,7 +38,7 @@ port.on('message', (m: { type: 'specs'; specs: SerialSpec[] } | { type: 'data'; 
     input.close();
     return;
   }
-  released(m.buf.byteLength);
+  if (!(m.buf.buffer instanceof SharedArrayBuffer)) released(m.buf.byteLength); // a slot is not garbage
   void input.push(Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength)).catch(() => undefined);
 });
 
@@ -56,6 +57,10 @@ function build(spec: SerialSpec): Stage {
 }
 
 function send(b: Buffer): void {
+  if (b.buffer instanceof SharedArrayBuffer) {
+    port.postMessage({ type: 'out', buf: b });
+    return;
+  }
   // A view of part of a larger buffer cannot be transferred without detaching the rest: copied then.
   const out = transferable(b);
   port.postMessage({ type: 'out', buf: out }, [out.buffer as ArrayBuffer]);

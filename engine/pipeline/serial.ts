@@ -8,7 +8,8 @@
  * their own they overlap with it. Piscina does not fit: it cannot keep state for one stream on one worker.
  *
  * Contract: a Stage like any other. Buffers go to the thread transferred and come back transferred, in
- * order; the caller gives up each input buffer. Memory: at most WINDOW bytes (plus, when verifying, one
+ * order; the caller gives up each input buffer. A view of shared memory (a SlotPool's slot) is passed,
+ * not transferred, and comes back as the same Buffer object (so its pool still knows it). Memory: at most WINDOW bytes (plus, when verifying, one
  * segment, which the verifier must hold before it may release it) are between the two threads. The first
  * error (bad tag, wrong password...) comes back as the same FloeError class with the same message and exit
  * code; a crashed thread is a WorkerError. Stopping early (abort, consumer break) terminates the thread.
@@ -54,6 +55,8 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
     const worker = takeWorker();
     worker.postMessage({ type: 'specs', specs });
     const ready: Buffer[] = [];
+    /** Shared-memory buffers sent, in order: the thread returns each (as a new view) in the same order. */
+    const shared: Buffer[] = [];
     let inflight = 0;
     let done = false;
     let failure: unknown;
@@ -75,7 +78,7 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
       freeRoom();
     };
     worker.on('message', (m: Reply) => {
-      if (m.type === 'out') ready.push(Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength));
+      if (m.type === 'out') ready.push(m.buf.buffer instanceof SharedArrayBuffer ? sameShared(shared, m.buf) : Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength));
       else if (m.type === 'done') {
         if (m.seal && results.seal) Object.assign(results.seal, m.seal);
         done = true;
@@ -95,8 +98,13 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
           while (failure === undefined && inflight >= window) await new Promise<void>((r) => (room = r));
           if (failure !== undefined) return;
           if (buf.length === 0) continue;
+          inflight += buf.length;
+          if (buf.buffer instanceof SharedArrayBuffer) {
+            shared.push(buf);
+            worker.postMessage({ type: 'data', buf });
+            continue;
+          }
           const b = transferable(buf);
-          inflight += b.length;
           worker.postMessage({ type: 'data', buf: b }, [b.buffer as ArrayBuffer]);
         }
         if (failure === undefined) worker.postMessage({ type: 'end' });
@@ -128,6 +136,17 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
       }
     }
   };
+}
+
+/**
+ * sameShared returns the Buffer that was sent for the shared view `got` (the oldest one not yet
+ * returned, as stages keep order), so that callers see their own object back. A view that is not that
+ * one (no stage does this today) comes back as a copy: correct bytes, and its slot is never reused.
+ */
+function sameShared(sent: Buffer[], got: Uint8Array): Buffer {
+  const head = sent[0];
+  if (head && head.byteOffset === got.byteOffset && head.length === got.byteLength) return sent.shift()!;
+  return Buffer.from(got);
 }
 
 /** spare: a thread started by prewarmSerialWorker and not used yet; `dead` once it failed or exited. */

@@ -3,11 +3,13 @@
  *
  * ChunkWriter packs the archive into fixed-size buffers that the stream hands downstream; file data is
  * read straight into them, so the data path copies nothing. A buffer is never written again once taken,
- * so consumers may keep it (queues, parallel compressors) without copying.
+ * so consumers may keep it (queues, parallel compressors) without copying; with a SlotPool, buffers are
+ * the pool's slots (when one is free), written again only after their last consumer gave them back.
  *
  * SparseScanner finds the data regions of a file the way GNU tar's raw hole detection does: every
  * all-zero 512-byte block is a hole, runs of other blocks are data.
  */
+import type { SlotPool } from '../../pipeline/slots.js';
 import { BLOCK, type SparseChunk } from './header.js';
 
 /** ZERO_SPAN: the largest run compared in one memcmp; matches the writer's largest read. */
@@ -26,13 +28,21 @@ export class ChunkWriter {
   /** Bytes written so far. */
   total = 0;
   readonly #size: number;
+  readonly #slots: SlotPool | null;
   #buf: Buffer;
   #pos = 0;
   #ready: Buffer[] = [];
 
-  constructor(size: number) {
+  /** `slots`: take buffers from this pool while it has free ones (`size` must be its slot size). */
+  constructor(size: number, slots: SlotPool | null = null) {
+    if (slots && slots.slotSize !== size) throw new RangeError('chunk size must be the slot size');
     this.#size = size;
-    this.#buf = Buffer.allocUnsafe(size);
+    this.#slots = slots;
+    this.#buf = this.#fresh();
+  }
+
+  #fresh(): Buffer {
+    return this.#slots?.take() ?? Buffer.allocUnsafe(this.#size);
   }
 
   write(data: Buffer): void {
@@ -64,7 +74,7 @@ export class ChunkWriter {
     this.total += n;
     if (this.#pos === this.#size) {
       this.#ready.push(this.#buf);
-      this.#buf = Buffer.allocUnsafe(this.#size);
+      this.#buf = this.#fresh();
       this.#pos = 0;
     }
   }

@@ -33,6 +33,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { errnoMessage, SourceError } from '../../errors.js';
+import type { SlotPool } from '../../pipeline/slots.js';
 import { noProgress, type Progress } from '../../progress.js';
 import { compileExcludes, type Excluder } from '../../source/exclude.js';
 import { nameOfGid, nameOfUid } from '../../source/owners.js';
@@ -55,8 +56,13 @@ export interface TarBackupOptions {
   previous?: Buffer;
   progress?: Progress;
   signal?: AbortSignal;
-  /** Size of the buffers the stream yields (the last one may be shorter). Default 1 MiB. */
+  /** Size of the buffers the stream yields (the last one may be shorter). Default 2 MiB. */
   chunkSize?: number;
+  /**
+   * Output buffers come from this pool while it has free slots (chunkSize is then its slot size); the
+   * stream's consumer must give each one back (see pipeline/slots.ts).
+   */
+  slots?: SlotPool | null;
   /** Clock, ns since the epoch. Default: the wall clock, with process.hrtime resolution. */
   now?: () => bigint;
   /** Compare device numbers of known directories (tar's default). Freezer passes --no-check-device: false. */
@@ -202,7 +208,7 @@ class BackupRun {
     this.#exclude = compileExcludes(opts.exclude);
     this.#follow = opts.dereference === 'soft' || opts.dereference === 'all';
     this.#hardDeref = opts.dereference === 'hard' || opts.dereference === 'all';
-    this.#out = new ChunkWriter(opts.chunkSize ?? DEFAULT_CHUNK);
+    this.#out = new ChunkWriter(opts.slots?.slotSize ?? opts.chunkSize ?? DEFAULT_CHUNK, opts.slots ?? null);
   }
 
   async *run(): AsyncGenerator<Buffer> {

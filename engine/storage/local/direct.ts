@@ -17,6 +17,7 @@
  * through a second, buffered descriptor of the same file.
  */
 import { constants, promises as fsp } from 'node:fs';
+import { slotPoolOf } from '../../pipeline/slots.js';
 
 /**
  * STAGE, STAGES: bytes per direct write, and how many stages there are (all but the one filling may be in
@@ -143,8 +144,19 @@ export class DirectWriter {
     return this.#stages[i];
   }
 
-  /** write appends `buf`; it resolves once the bytes are copied (full stages may still be in flight). */
+  /**
+   * write appends `buf`; it resolves once the bytes are copied (full stages may still be in flight). A
+   * SlotPool's slot is the writer's to give back: an aligned one that starts at an aligned file offset
+   * is written where it is, without a copy, and given back when that write ends; any other once copied.
+   */
   async write(buf: Buffer): Promise<void> {
+    const pool = slotPoolOf(buf);
+    if (pool && this.#fill === 0 && buf.length > 0 && buf.length % ALIGN === 0 && buf.byteOffset % ALIGN === 0) {
+      if (this.#pending[this.#cur]) await this.#settle(this.#cur);
+      this.#launch(buf, buf.length, () => pool.give(buf));
+      this.#size += buf.length;
+      return;
+    }
     let off = 0;
     while (off < buf.length) {
       if (this.#fill === 0 && this.#pending[this.#cur]) await this.#settle(this.#cur);
@@ -152,8 +164,9 @@ export class DirectWriter {
       off += n;
       this.#fill += n;
       this.#size += n;
-      if (this.#fill === STAGE) this.#flushStage(STAGE);
+      if (this.#fill === STAGE) this.#launch(this.#stage(this.#cur), STAGE);
     }
+    pool?.give(buf);
   }
 
   /** finish writes the last partial stage, waits for every write, sets the file's size and fsyncs it. */
@@ -162,7 +175,7 @@ export class DirectWriter {
     if (tail > 0) {
       const padded = Math.ceil(tail / ALIGN) * ALIGN;
       this.#stage(this.#cur).fill(0, tail, padded);
-      this.#flushStage(padded);
+      this.#launch(this.#stage(this.#cur), padded);
     }
     for (let i = 0; i < STAGES; i++) await this.#settle(i);
     if (this.#size % ALIGN !== 0) await this.#fh.truncate(this.#size);
@@ -183,9 +196,12 @@ export class DirectWriter {
     await p;
   }
 
-  /** flushStage starts writing the current stage and moves to the next one. */
-  #flushStage(length: number): void {
-    const p = this.#writeAt(this.#stage(this.#cur), length, this.#pos);
+  /**
+   * launch starts writing `length` bytes of `buf` (the current stage, or a slot in its turn) at the
+   * current offset, calls `done` when that write ends, and moves to the next stage.
+   */
+  #launch(buf: Buffer, length: number, done?: () => void): void {
+    const p = done ? this.#writeAt(buf, length, this.#pos).finally(done) : this.#writeAt(buf, length, this.#pos);
     p.catch(() => undefined); // awaited before the stage is reused, or by finish
     this.#pending[this.#cur] = p;
     this.#pos += length;

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { NotFoundError, StorageError, UsageError, errnoMessage } from '../../errors.js';
+import { giveBack } from '../../pipeline/slots.js';
 import type { StorageDriver } from '../driver.js';
 import { DirectWriter, openDirect, openDirectRead, readDirect } from './direct.js';
 
@@ -254,6 +255,7 @@ async function putBuffered(fh: fsp.FileHandle, source: AsyncIterable<Buffer>, wh
     for await (const buf of source) {
       if (signal?.aborted) throw signal.reason;
       await io(what, writeAll(fh, buf));
+      giveBack(buf);
       size += buf.length;
       unflushed += buf.length;
       if (unflushed >= FLUSH_EVERY) {
