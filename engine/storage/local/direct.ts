@@ -274,7 +274,12 @@ export async function* readDirect(fh: fsp.FileHandle, chunk: number, signal?: Ab
       if (signal?.aborted) throw signal.reason;
       // Copied out before the stage is read into again: the consumer keeps what it is given.
       const out: Buffer[] = [];
-      for (let off = 0; off < n; off += chunk) out.push(Buffer.from(stages[i].subarray(off, Math.min(n, off + chunk))));
+      for (let off = 0; off < n; off += chunk) {
+        // allocUnsafe + copy: Buffer.from(buffer) zero-fills its new memory first (~0.1 s per GiB here)
+        const b = Buffer.allocUnsafe(Math.min(chunk, n - off));
+        stages[i].copy(b, 0, off, off + b.length);
+        out.push(b);
+      }
       pos += n;
       if (n < STAGE) {
         yield* out;
