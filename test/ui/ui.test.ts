@@ -256,7 +256,9 @@ if (skipReason) {
 
       // clients and sessions
       await page.click('a[href="#/clients"]');
-      await page.locator(`td:has-text("${CLIENT}")`).waitFor();
+      // the clients table's own row (its Forget button): the jobs table, still shown for a moment, has
+      // the client in a cell of each job too
+      await page.locator(`tr:has(td:has-text("${CLIENT}")) button:has-text("Forget")`).waitFor();
       await shot('clients');
       await page.click('a[href="#/sessions"]');
       await page.fill('form[aria-label="New session"] input[name=description]', 'nightly set');
