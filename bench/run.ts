@@ -15,7 +15,7 @@
  * Usage: node dist/bench/run.js [--size 1G] [--seed 1] [--repeat 1] [--only floe,tar] [--dir D]
  *        [--work D] [--timeout S] [--fraction 0.01] [--out DIR] [--no-write] [--keep]
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -203,22 +203,39 @@ class Bench {
     return this.#finish(c, r.store ? (await treeStats(r.store)).bytes : null);
   }
 
+  /**
+   * Restored trees kept until clearRestores (when keepRestores): each run restores into a directory of
+   * its own, so no restore runs just after the previous one deleted ~18k files. On a journal-less ext4
+   * (this VM's root) a new inode skips those deleted in the last 60-360 s (fs/ext4/ialloc.c
+   * recently_deleted), and file creation then took 2-5x longer: restore times depended on what ran before.
+   */
+  readonly #restored: string[] = [];
+  keepRestores = false;
+
   async restore(r: Runner, base: TreeStats): Promise<CaseResult | undefined> {
     if (!r.restore) return undefined;
     const c = this.#start(r, 'restore', r.restore.name, r.restore.role);
     if (!this.#backupOk(r)) return this.#fail(c, 'no backup to restore (its full backup failed)');
-    const target = join(this.env.work, 'restore');
-    const fresh = () => {
+    let target = '';
+    const fresh = (i: number) => {
+      if (target && !this.keepRestores) rmSync(target, { recursive: true, force: true });
+      target = join(this.env.work, this.keepRestores ? `restore-${r.id}-${i}` : 'restore');
       rmSync(target, { recursive: true, force: true });
       mkdirSync(target);
+      this.#restored.push(target);
     };
     if (!(await this.#runs(c, fresh, () => r.restore!.command(target)))) return c;
     const got = await treeStats(target);
     if (got.files !== base.files || got.bytes !== base.bytes) {
       c.warnings.push(`restored ${got.files} files / ${got.bytes} bytes, the dataset has ${base.files} / ${base.bytes}`);
     }
-    rmSync(target, { recursive: true, force: true });
+    if (!this.keepRestores) rmSync(target, { recursive: true, force: true });
     return this.#finish(c, null);
+  }
+
+  /** clearRestores deletes the restored trees kept so far. */
+  clearRestores(): void {
+    for (const t of this.#restored.splice(0)) rmSync(t, { recursive: true, force: true });
   }
 
   async level1(r: Runner): Promise<CaseResult> {
@@ -319,8 +336,14 @@ async function main(argv: string[]): Promise<number> {
     await warm(dataset.tree);
     for (const r of runners) await bench.full(r);
     log('restores');
+    const restores = runners.filter((r) => r.restore).length * o.repeat;
+    const free = statfsSync(work);
+    // every restored tree kept (see Bench.keepRestores), if the disk holds them with 2 GiB to spare
+    bench.keepRestores = free.bavail * free.bsize > restores * dataset.bytes * 1.2 + 2 * 2 ** 30;
+    if (!bench.keepRestores) log(`  not enough free space to keep ${restores} restored trees: each is deleted after its case`);
     await warm(dataset.tree);
     for (const r of runners) await bench.restore(r, base);
+    bench.clearRestores();
     for (const r of runners.filter((x) => !x.level1)) bench.drop(r); // disk: a 4G run keeps ~30 GB of stores otherwise
     const chained = runners.filter((r) => r.level1);
     if (chained.length) {
