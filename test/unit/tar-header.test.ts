@@ -103,7 +103,7 @@ test('round trip: plain, long unicode name, long link name, base-256 numbers, de
     base({ name: './dev', type: '3', devmajor: 1, devminor: 3, mode: 0o620 }),
     base({ name: './d/', type: 'D', size: 36, mode: 0o4755 & 0o7777, atime: 1_700_000_001, ctime: 1_700_000_002 }),
     base({ name: './' + 'x'.repeat(100) }), // exactly 100 bytes: no LongLink
-    base({ uname: 'u'.repeat(32), gname: 'g' }),
+    base({ uname: 'u'.repeat(31), gname: 'g' }),
   ];
   for (const h of cases) {
     const enc = encodeHeader(h);
@@ -123,7 +123,7 @@ test('encodeHeaderInto writes the same block in place, and declines what needs m
     base({ name: './' + 'x'.repeat(98) }), // exactly 100 bytes
     base({ name: './' + 'é'.repeat(49), size: 7 }), // 100 bytes, not ASCII
     base({ name: './l', type: '2', linkname: 'ü'.repeat(50) }),
-    base({ uname: 'u'.repeat(40), gname: 'ğ'.repeat(20) }), // truncated to 32 bytes, as strncpy
+    base({ uname: 'u'.repeat(40), gname: 'ğ'.repeat(20) }), // cut to 31 bytes and a NUL, as GNU tar
     base({ size: 8 ** 11 - 1, mtime: 8 ** 11 }), // the largest octal size, the smallest base-256 time
     base({ size: 9 * 1024 ** 3, uid: 2 ** 21, mtime: -1 }),
     base({ name: './dev', type: '4', devmajor: 8, devminor: 1 }),
@@ -141,7 +141,7 @@ test('encodeHeaderInto writes the same block in place, and declines what needs m
     assert.ok(encodeHeaderInto(h, buf, 700), h.name);
     assert.ok(buf.subarray(700, 700 + BLOCK).equals(encodeHeader(h)), h.name);
     assert.ok(buf.subarray(0, 700).every((x) => x === 0xa5) && buf.subarray(700 + BLOCK).every((x) => x === 0xa5), 'nothing outside the block');
-    if (!h.sparse) assert.equal(readHeaderBlocks(buf.subarray(700, 700 + BLOCK)), { ...h, uname: h.uname.length > 32 ? h.uname.slice(0, 32) : h.uname, gname: Buffer.from(h.gname).subarray(0, 32).toString() });
+    if (!h.sparse) assert.equal(readHeaderBlocks(buf.subarray(700, 700 + BLOCK)), { ...h, uname: h.uname.slice(0, 31), gname: Buffer.from(h.gname).subarray(0, 31).toString() });
   }
   for (const h of many) {
     assert.not.ok(encodeHeaderInto(h, Buffer.alloc(BLOCK), 0), h.name);
@@ -173,6 +173,23 @@ test('bad checksum is an IntegrityError', () => {
   const enc = encodeHeader(base({}));
   enc[0] ^= 1;
   assert.throws(() => decodeHeader(enc), (e: unknown) => e instanceof IntegrityError);
+});
+
+test('owner names of 32 bytes and more: 31 bytes and a NUL, as GNU tar writes them', () => {
+  const dir = tmp();
+  try {
+    writeFileSync(join(dir, 'f'), 'x');
+    const tarBlock = (owner: string, group: string) => execFileSync('tar', [
+      '--format=gnu', `--owner=${owner}:5`, `--group=${group}:6`, '--mtime=@1700000000', '-C', dir, '-cf', '-', 'f',
+    ]).subarray(0, BLOCK);
+    const ascii = tarBlock('u'.repeat(40), 'g'.repeat(32));
+    assert.ok(encodeHeader(decodeHeader(ascii)!).equals(ascii), 'the whole block, checksum included');
+    const utf8 = tarBlock('o', 'ğ'.repeat(20)); // cut inside the 16th character, as GNU tar does
+    assert.ok(utf8.subarray(297, 329).equals(Buffer.concat([Buffer.from('ğ'.repeat(15)), Buffer.from([0xc4, 0])])));
+    assert.ok(encodeHeader(base({ name: 'f', gname: 'ğ'.repeat(20) })).subarray(297, 329).equals(utf8.subarray(297, 329)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('encoder matches GNU tar 1.34 byte for byte (gnu format, listed-incremental)', () => {

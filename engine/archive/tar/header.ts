@@ -200,8 +200,9 @@ function headerBlock(h: TarHeader, buf: Buffer, off: number): boolean {
   writeNumber(buf, off + F.mtime[0], F.mtime[1], h.mtime, 'mtime');
   buf[off + F.typeflag[0]] = h.type.charCodeAt(0);
   GNU_MAGIC.copy(buf, off + F.magic[0]);
-  writeString(buf, off + F.uname[0], F.uname[1], h.uname ?? '');
-  writeString(buf, off + F.gname[0], F.gname[1], h.gname ?? '');
+  // GNU tar ends the owner names with a NUL: at most 31 bytes, cut even inside a UTF-8 character.
+  writeString(buf, off + F.uname[0], F.uname[1] - 1, h.uname ?? '');
+  writeString(buf, off + F.gname[0], F.gname[1] - 1, h.gname ?? '');
   if (h.type === '3' || h.type === '4') {
     writeNumber(buf, off + F.devmajor[0], F.devmajor[1], h.devmajor, 'devmajor');
     writeNumber(buf, off + F.devminor[0], F.devminor[1], h.devminor, 'devminor');
