@@ -56,7 +56,7 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
     worker.postMessage({ type: 'specs', specs });
     const ready: Buffer[] = [];
     /** Shared-memory buffers sent, in order: the thread returns each (as a new view) in the same order. */
-    const shared: Buffer[] = [];
+    const shared: { buf: Buffer; done: number }[] = [];
     let inflight = 0;
     let done = false;
     let failure: unknown;
@@ -100,7 +100,7 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
           if (buf.length === 0) continue;
           inflight += buf.length;
           if (buf.buffer instanceof SharedArrayBuffer) {
-            shared.push(buf);
+            shared.push({ buf, done: 0 });
             worker.postMessage({ type: 'data', buf });
             continue;
           }
@@ -140,12 +140,20 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
 
 /**
  * sameShared returns the Buffer that was sent for the shared view `got` (the oldest one not yet
- * returned, as stages keep order), so that callers see their own object back. A view that is not that
- * one (no stage does this today) comes back as a copy: correct bytes, and its slot is never reused.
+ * returned, as stages keep order), so that callers see their own object back. A piece of it (a verifier
+ * splits a buffer at a segment boundary) comes back as a copy: correct bytes, and that slot is never
+ * given back; the buffer is done with once its pieces have all come back.
  */
-function sameShared(sent: Buffer[], got: Uint8Array): Buffer {
+function sameShared(sent: { buf: Buffer; done: number }[], got: Uint8Array): Buffer {
   const head = sent[0];
-  if (head && head.byteOffset === got.byteOffset && head.length === got.byteLength) return sent.shift()!;
+  if (head && head.done === 0 && head.buf.byteOffset === got.byteOffset && head.buf.length === got.byteLength) {
+    sent.shift();
+    return head.buf;
+  }
+  if (head && head.buf.byteOffset + head.done === got.byteOffset) {
+    head.done += got.byteLength;
+    if (head.done >= head.buf.length) sent.shift();
+  }
   return Buffer.from(got);
 }
 

@@ -19,7 +19,7 @@ import { runStages } from '../../engine/pipeline/stages.js';
 import { DirectWriter } from '../../engine/storage/local/direct.js';
 import { LocalStorage } from '../../engine/storage/local/index.js';
 import { decryptStage } from '../../engine/transform/encrypt.js';
-import { IntegrityRecord, verifyStage } from '../../engine/transform/integrity.js';
+import { IntegrityRecord, sealStage, verifyStage } from '../../engine/transform/integrity.js';
 import { createTarBackup } from '../../engine/archive/tar/writer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'floe-slots-'));
@@ -179,6 +179,24 @@ test('slots keep their identity through the thread (so storage can give them bac
   assert.is(out.length, 5);
   for (const [i, j] of [[0, 0], [1, 1], [3, 2], [4, 3]]) assert.ok(out[i] === sent[j], `slot ${j} is the same object`);
   assert.ok(out[2].equals(plainBytes) && slotPoolOf(out[2]) === undefined);
+});
+
+test('a verifier that splits a slot at a segment boundary: pieces come back as copies, later slots as themselves', async () => {
+  const p = pool(64 * KiB, 8);
+  const data = randomBytes(64 * KiB * 4);
+  const key = randomBytes(32);
+  const rec: IntegrityRecord = { alg: 'sha256', segment_size: 0, size: 0, segments: [] };
+  for await (const _ of sealStage('obj', key, 96 * KiB, rec)((async function* () { yield data; })(), new AbortController().signal)) { /* tags */ }
+  const sent = [0, 1, 2, 3].map((i) => filled(p, data, i * 64 * KiB));
+  const out: Buffer[] = [];
+  const stage = serialStage([{ kind: 'verify', object: 'obj', key, record: rec }]);
+  for await (const b of runStages((async function* () { yield* sent; })(), [stage])) out.push(b);
+  assert.ok(Buffer.concat(out).equals(data));
+  // segments of 96 KiB end at 96 and 192 KiB: only slot 1 ([64, 128) KiB) is cut
+  assert.is(out.length, 5);
+  assert.ok(out[0] === sent[0], 'slot 0 is itself');
+  assert.ok(out[3] === sent[2] && out[4] === sent[3], 'slots 2 and 3 are themselves, after the pieces of slot 1');
+  assert.ok(out[1].length === 32 * KiB && out[2].length === 32 * KiB && slotPoolOf(out[1]) === undefined && slotPoolOf(out[2]) === undefined, 'slot 1 came back as two copies');
 });
 
 test('the tar writer fills slots while the pool has free ones, then ordinary buffers: the same archive', async () => {
