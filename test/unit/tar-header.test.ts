@@ -296,6 +296,40 @@ test('reader: pax archives (long names, sparse 1.0 and 0.1)', async () => {
   }
 });
 
+test('reader: a small member lying in the chunk at hand is offered whole, and is the same bytes as its data', async () => {
+  const small = randomBytesLike(3000, 1);
+  const big = randomBytesLike(300 * 1024, 2); // over the 256 KiB limit: never whole
+  const archive = Buffer.concat([
+    member(base({ name: './a', size: small.length }), small),
+    member(base({ name: './big', size: big.length }), big),
+    member(base({ name: './empty', size: 0 })),
+    END_OF_ARCHIVE,
+  ]);
+  for (const size of [1 << 20, 1000]) { // one chunk; 1000-byte chunks (./a spans four of them)
+    const seen: Record<string, boolean> = {};
+    for await (const e of readTar(chunks(archive, size))) {
+      seen[e.header.name] = e.whole !== undefined;
+      if (e.whole) {
+        const copy = Buffer.from(e.whole);
+        assert.ok(copy.equals(e.header.name === './a' ? small : Buffer.alloc(0)), e.header.name);
+      } else {
+        const parts: Buffer[] = [];
+        for await (const c of e.data) parts.push(Buffer.from(c));
+        assert.ok(Buffer.concat(parts).equals(e.header.name === './a' ? small : e.header.name === './big' ? big : Buffer.alloc(0)), e.header.name);
+      }
+    }
+    assert.equal(seen, size === 1 << 20 ? { './a': true, './big': false, './empty': true } : { './a': false, './big': false, './empty': true }, `chunks of ${size}`);
+  }
+});
+
+/** randomBytesLike: deterministic bytes (a seeded pattern) without importing crypto here. */
+function randomBytesLike(n: number, seed: number) {
+  const b = Buffer.alloc(n);
+  let x = seed * 2654435761 >>> 0;
+  for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) >>> 0; b[i] = x >>> 24; }
+  return b;
+}
+
 test('reader: zero blocks in the middle and concatenated archives are read through', async () => {
   const a = Buffer.concat([member(base({ name: './a', size: 1 }), Buffer.from('A')), END_OF_ARCHIVE, Buffer.alloc(10240 - 2048)]);
   const b = Buffer.concat([member(base({ name: './b', size: 2 }), Buffer.from('BB')), END_OF_ARCHIVE]);

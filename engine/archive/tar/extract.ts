@@ -199,7 +199,7 @@ class Extractor {
 
   // ------------------------------------------------------------------------------------------ members
 
-  async member(h: TarHeader, data: AsyncIterable<Buffer>): Promise<void> {
+  async member(h: TarHeader, data: AsyncIterable<Buffer>, whole?: Buffer): Promise<void> {
     this.#opts.onList?.(h);
     if (!this.#warnedAbsolute && h.name.startsWith('/')) {
       this.#warnedAbsolute = true;
@@ -222,7 +222,7 @@ class Extractor {
       case '1': await this.#hardLink(abs, h); break;
       case '2': await this.#symlink(abs, h); break;
       case '3': case '4': case '6': await this.#special(abs, h); break;
-      case '0': case 'S': await this.#file(abs, h, data); break;
+      case '0': case 'S': await this.#file(abs, h, data, whole); break;
       default:
         this.warn(`${h.name}: unknown file type '${h.type}', extracted as normal file`);
         await this.#file(abs, { ...h, type: '0', sparse: undefined }, data);
@@ -307,10 +307,11 @@ class Extractor {
   }
 
   /** file writes a regular or sparse member to a temporary name, then renames it into place. */
-  async #file(abs: string, h: TarHeader, data: AsyncIterable<Buffer>): Promise<void> {
+  async #file(abs: string, h: TarHeader, data: AsyncIterable<Buffer>, whole?: Buffer): Promise<void> {
     const tmp = tempName(abs);
     if (h.type === '0' && h.size <= SMALL_FILE && !this.#opts.sparseAware) {
-      const buf = await collect(data, SMALL_FILE, h.name);
+      // written synchronously below, before the reader moves on: the reader's view needs no copy
+      const buf = whole ?? await collect(data, SMALL_FILE, h.name);
       if (buf.length !== h.size) throw new IntegrityError(`truncated archive: ${h.name} has ${buf.length} of ${h.size} bytes`);
       if (this.#smallFile(tmp, abs, h, buf)) return;
       try { // something was in the way of the rename
@@ -416,9 +417,9 @@ class Extractor {
     throw err;
   }
 
-  async handle(h: TarHeader, data: AsyncIterable<Buffer>): Promise<void> {
+  async handle(h: TarHeader, data: AsyncIterable<Buffer>, whole?: Buffer): Promise<void> {
     try {
-      await this.member(h, data);
+      await this.member(h, data, whole);
     } catch (err) {
       this.#classify(err, h.name);
     }
@@ -438,9 +439,9 @@ export async function extractTar(input: AsyncIterable<Buffer>, opts: ExtractOpti
   const x = new Extractor(opts);
   try {
     await x.init();
-    for await (const { header, data } of readTar(input, opts.signal)) {
+    for await (const { header, data, whole } of readTar(input, opts.signal)) {
       if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new InterruptedError();
-      await x.handle(header, data);
+      await x.handle(header, data, whole);
     }
     if (!opts.dryRun) await x.finish();
   } catch (err) {

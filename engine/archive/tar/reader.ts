@@ -26,6 +26,11 @@ export interface TarEntry {
    * abandoned before the next entry is requested: the reader then skips whatever was not read.
    */
   data: AsyncIterable<Buffer>;
+  /**
+   * The whole data, when the member is small and lies within the input chunk at hand: a view of it, valid
+   * until the next entry is requested. A consumer that takes it does not iterate `data`.
+   */
+  whole?: Buffer;
 }
 
 export interface ReadOptions {
@@ -33,6 +38,8 @@ export interface ReadOptions {
   requireEnd?: boolean;
 }
 
+/** WHOLE_MAX: members up to this size are offered whole (TarEntry.whole) when they lie in one input chunk. */
+const WHOLE_MAX = 256 * 1024;
 /** MAX_META: cap on long names and pax headers held in memory. PATH_MAX is 4096; 1 MiB is generous. */
 const MAX_META = 1 << 20;
 const EMPTY = Buffer.alloc(0);
@@ -106,6 +113,11 @@ class ByteSource {
       got += c.length;
     }
     return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
+  }
+
+  /** peek returns the next n bytes as a view when the current buffer holds them, else null; consumes nothing. */
+  peek(n: number): Buffer | null {
+    return n <= this.#buf.length ? this.#buf.subarray(0, n) : null;
   }
 
   async skip(n: number): Promise<void> {
@@ -278,7 +290,9 @@ export async function* readTar(
     if (all.has('GNU.sparse.name')) h.name = all.get('GNU.sparse.name') ?? h.name;
     // The sparse 1.0 map is a whole number of blocks, so the padding of what follows is padding(size).
     const state: MemberState = { remaining: size, pad: padding(size) };
-    yield { header: h, data: dataIterable(src, state) };
+    // A small member found whole in the chunk at hand is also offered as one view: no async iteration.
+    const whole = size <= WHOLE_MAX ? src.peek(size) : null;
+    yield whole ? { header: h, data: dataIterable(src, state), whole } : { header: h, data: dataIterable(src, state) };
     await src.skip(state.remaining + state.pad);
     state.remaining = 0;
     checkSignal(signal);
