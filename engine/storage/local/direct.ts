@@ -10,8 +10,9 @@
  *
  * How: O_DIRECT needs the buffer address, the length and the file offset aligned to the device's logical
  * block size. The object's bytes are copied into STAGES buffers carved from a WebAssembly.Memory (its
- * backing store is page-aligned; a Buffer's is not); while some are written, the next one fills. The
- * last, partial stage is written padded to ALIGN and the file is then truncated to its real size.
+ * backing store is page-aligned; a Buffer's is not); while some are written, the next one fills. A
+ * SlotPool slot (aligned already: pipeline/slots.ts) that comes at an aligned offset is written as it
+ * is. The last, partial stage is written padded to ALIGN and the file is then truncated to its real size.
  * If open() refuses O_DIRECT (tmpfs before Linux 6.6, FUSE, devices) or the stage memory cannot be
  * reserved, the caller writes buffered; if a write is refused with EINVAL the rest of the object goes
  * through a second, buffered descriptor of the same file.
