@@ -218,11 +218,10 @@ class Bench {
     if (!this.#backupOk(r)) return this.#fail(c, 'no backup to restore (its full backup failed)');
     let target = '';
     const fresh = (i: number) => {
-      if (target && !this.keepRestores) rmSync(target, { recursive: true, force: true });
       target = join(this.env.work, this.keepRestores ? `restore-${r.id}-${i}` : 'restore');
       rmSync(target, { recursive: true, force: true });
       mkdirSync(target);
-      this.#restored.push(target);
+      if (this.keepRestores) this.#restored.push(target);
     };
     if (!(await this.#runs(c, fresh, () => r.restore!.command(target)))) return c;
     const got = await treeStats(target);

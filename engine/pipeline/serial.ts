@@ -9,10 +9,11 @@
  *
  * Contract: a Stage like any other. Buffers go to the thread transferred and come back transferred, in
  * order; the caller gives up each input buffer. A view of shared memory (a SlotPool's slot) is passed,
- * not transferred, and comes back as the same Buffer object (so its pool still knows it). Memory: at most WINDOW bytes (plus, when verifying, one
- * segment, which the verifier must hold before it may release it) are between the two threads. The first
- * error (bad tag, wrong password...) comes back as the same FloeError class with the same message and exit
- * code; a crashed thread is a WorkerError. Stopping early (abort, consumer break) terminates the thread.
+ * not transferred, and comes back as the same Buffer object (so its pool still knows it). Memory: at
+ * most WINDOW bytes (plus, when verifying, one segment, which the verifier must hold before it may
+ * release it) are between the two threads. The first error (bad tag, wrong password...) comes back as the
+ * same FloeError class with the same message and exit code; a crashed thread is a WorkerError. Stopping
+ * early (abort, consumer break) terminates the thread.
  */
 import { Worker } from 'node:worker_threads';
 import { BadPasswordError, ExitCodeValue, FloeError, IntegrityError } from '../errors.js';

@@ -292,7 +292,7 @@ export async function* readTar(
     const state: MemberState = { remaining: size, pad: padding(size) };
     // A small member found whole in the chunk at hand is also offered as one view: no async iteration.
     const whole = size <= WHOLE_MAX ? src.peek(size) : null;
-    yield whole ? { header: h, data: dataIterable(src, state), whole } : { header: h, data: dataIterable(src, state) };
+    yield { header: h, data: dataIterable(src, state), whole: whole ?? undefined };
     await src.skip(state.remaining + state.pad);
     state.remaining = 0;
     checkSignal(signal);

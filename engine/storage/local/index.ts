@@ -5,7 +5,8 @@
  * fsynced before put() returns so a metadata file written afterwards never points at data still in the
  * page cache. put() writes and get() reads with O_DIRECT where the file system allows it (direct.ts says
  * why and how; FLOE_DIRECT_IO=0 in the environment turns it off). Small objects (metadata,
- * engine_metadata) are written atomically: temp file, fsync, rename, fsync of the directory. Reads come in `chunkSize` pieces (Freezer reads back in max_segment_size).
+ * engine_metadata) are written atomically: temp file, fsync, rename, fsync of the directory. Reads come
+ * in `chunkSize` pieces (Freezer reads back in max_segment_size).
  * Keys never leave the container: absolute keys, '..', '.', empty components and NUL are rejected.
  * System errors become StorageError with a short reason ("no space left on device").
  */
