@@ -6,11 +6,12 @@
  * output goes back transferred. Errors never cross as Error objects (structured clone drops their class
  * and code): a failure returns `{ error: { code, message } }`, rebuilt on the main thread.
  */
-import { constants, deflateRawSync, gzipSync } from 'node:zlib';
-import { compress as zstdCompress } from 'zstd-napi';
-import { createDecipheriv } from 'node:crypto';
-import { move } from 'piscina';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { isMainThread, parentPort } from 'node:worker_threads';
+import type * as Zlib from 'node:zlib';
+import type * as Crypto from 'node:crypto';
+import type * as ZstdBinding from 'zstd-napi/binding.js';
 import { WORKER_LOADED, transferable } from './pool.js';
 import { released } from './gc.js';
 import type { Kernel } from '../../wasm/index.js';
@@ -28,6 +29,54 @@ export type WorkerTask =
 /** A task's result: the output bytes (transferred), or a failure as plain data. */
 export type WorkerResult = Uint8Array | { error: { code: string; message: string } };
 
+/*
+ * What a task needs loads with its first task, not with the worker: a worker is started when work comes
+ * (and the backup of a few changed files waits for it), and a zstd backup needs neither zlib nor
+ * node:crypto. Measured: a pool's first two tasks answered in ~60 ms; see lazyModules in the tests.
+ */
+const require = createRequire(import.meta.url);
+let zlibModule: typeof Zlib | undefined;
+const zlib = () => (zlibModule ??= require('node:zlib') as typeof Zlib);
+let cryptoModule: typeof Crypto | undefined;
+const crypto = () => (cryptoModule ??= require('node:crypto') as typeof Crypto);
+
+/**
+ * move marks a result view for transfer, as Piscina's move() does, with Piscina's own marker (common.js,
+ * which Piscina's worker script has loaded already). Importing move from 'piscina' would load Piscina's
+ * whole main module (11 more modules) in every worker. The version is pinned in package.json.
+ */
+let markMovable: ((value: object) => void) | undefined;
+const kTransferable = Symbol.for('Piscina.transferable');
+const kValue = Symbol.for('Piscina.valueOf');
+function move(view: Uint8Array): object {
+  markMovable ??= (require(join(dirname(require.resolve('piscina')), 'common.js')) as { markMovable: (value: object) => void }).markMovable;
+  const movable = { [kTransferable]: view.buffer, [kValue]: view };
+  markMovable(movable);
+  return movable;
+}
+
+/**
+ * zstdFrame compresses one block as one frame (content checksum on), through the binding alone, into a
+ * scratch buffer the worker keeps, and returns a copy of exactly the frame: a transferred result owns its
+ * whole buffer, and a fresh bound-sized buffer per block cost page faults on every task.
+ */
+let zstdCtx: { cctx: InstanceType<typeof ZstdBinding.CCtx>; b: typeof ZstdBinding; level: number; scratch: Buffer } | undefined;
+function zstdFrame(data: Uint8Array, level: number): Uint8Array {
+  if (!zstdCtx) {
+    const b = require('zstd-napi/binding') as typeof ZstdBinding;
+    const cctx = new b.CCtx();
+    cctx.setParameter(b.CParameter.checksumFlag, 1);
+    zstdCtx = { cctx, b, level: NaN, scratch: Buffer.alloc(0) };
+  }
+  if (zstdCtx.level !== level) {
+    zstdCtx.cctx.setParameter(zstdCtx.b.CParameter.compressionLevel, level);
+    zstdCtx.level = level;
+  }
+  const bound = zstdCtx.b.compressBound(data.byteLength);
+  if (zstdCtx.scratch.length < bound) zstdCtx.scratch = Buffer.allocUnsafe(bound);
+  return new Uint8Array(zstdCtx.scratch.subarray(0, zstdCtx.cctx.compress2(zstdCtx.scratch, data)));
+}
+
 /**
  * Incompressible blocks are stored, not deflated: random or already-compressed data then costs a copy
  * instead of ~30 ms per MiB. A block counts as incompressible only when PROBES samples of PROBE_SIZE bytes,
@@ -44,13 +93,14 @@ function incompressible(data: Uint8Array): boolean {
   const step = Math.floor((data.length - PROBE_SIZE) / (PROBES - 1));
   for (let i = 0; i < PROBES; i++) {
     const sample = Buffer.from(data.buffer, data.byteOffset + i * step, PROBE_SIZE);
-    if (deflateRawSync(sample, { level: 1 }).length <= PROBE_SIZE * INCOMPRESSIBLE_RATIO) return false;
+    if (zlib().deflateRawSync(sample, { level: 1 }).length <= PROBE_SIZE * INCOMPRESSIBLE_RATIO) return false;
   }
   return true;
 }
 
 function gzipBlock(data: Uint8Array, level: number): Buffer {
-  return gzipSync(data, { level: level > 0 && incompressible(data) ? 0 : level, strategy: constants.Z_DEFAULT_STRATEGY });
+  const z = zlib();
+  return z.gzipSync(data, { level: level > 0 && incompressible(data) ? 0 : level, strategy: z.constants.Z_DEFAULT_STRATEGY });
 }
 
 /**
@@ -76,7 +126,7 @@ async function cfbDecrypt(t: { backend: 'native' | 'wasm'; key: Uint8Array; iv: 
       c.dispose();
     }
   }
-  const d = createDecipheriv('aes-256-cfb', t.key, t.iv);
+  const d = crypto().createDecipheriv('aes-256-cfb', t.key, t.iv);
   return d.update(t.data);
 }
 
@@ -99,7 +149,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return move(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)) as Uint8Array;
       }
       case 'zstd':
-        return move(transferable(zstdCompress(task.data, { compressionLevel: task.level, checksumFlag: true }))) as Uint8Array;
+        return move(zstdFrame(task.data, task.level)) as Uint8Array;
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

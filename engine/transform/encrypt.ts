@@ -19,7 +19,7 @@ import { promises as fsp } from 'node:fs';
 import { BadPasswordError, IntegrityError, UsageError, errnoMessage } from '../errors.js';
 import type { Stage } from '../pipeline/stages.js';
 import { detectCompression } from './compress.js';
-import { Kernel } from '../../wasm/index.js';
+import type { Kernel } from '../../wasm/index.js';
 import { WorkerPool, transferable } from '../pipeline/pool.js';
 
 /** CryptoBackend names the implementation of AES-256-CFB: OpenSSL through node:crypto (default) or the WASM kernel. */
@@ -113,10 +113,23 @@ function cfb(backend: CryptoBackend | undefined, key: Buffer, iv: Buffer, decryp
   return { update: (data) => c.update(data) };
 }
 
+/**
+ * The WASM modules load only for the 'wasm' backend (7 modules no default run needs, in every thread that
+ * encrypts). The stages load them themselves; a caller of encryptBuffer/decryptBuffer with backend 'wasm'
+ * awaits loadCryptoBackend first.
+ */
+let kernelClass: typeof Kernel | undefined;
 let kernel: Kernel | undefined;
+
+/** loadCryptoBackend loads what `backend` needs (nothing for 'native'). */
+export async function loadCryptoBackend(backend: CryptoBackend | undefined): Promise<void> {
+  if (backend === 'wasm') kernelClass ??= (await import('../../wasm/index.js')).Kernel;
+}
+
 /** wasmKernel is this thread's instance of the WASM module, made on first use. */
 function wasmKernel(): Kernel {
-  kernel ??= Kernel.create();
+  if (!kernelClass) throw new Error("the 'wasm' crypto backend is not loaded (loadCryptoBackend)");
+  kernel ??= kernelClass.create();
   return kernel;
 }
 
@@ -128,6 +141,7 @@ function checkPassword(password: Buffer): void {
 export function encryptStage(password: Buffer, options: CryptoOptions = {}): Stage {
   checkPassword(password);
   return async function* (input, signal) {
+    await loadCryptoBackend(options.backend);
     const salt = randomBytes(SALT_LEN);
     const { key, iv } = evpBytesToKey('sha256', password, salt);
     const c = cfb(options.backend, key, iv, false);
@@ -191,6 +205,7 @@ export function decryptStage(password: Buffer, check: (plainHead: Buffer) => boo
     let have = 0;
     let ended = false;
     try {
+      await loadCryptoBackend(options.backend);
       // Gather header + peek (or everything, if shorter). Only this much is held before decrypting.
       while (have < HEADER_LEN + PEEK) {
         if (signal.aborted) throw signal.reason;

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  decryptBuffer, decryptStage, encryptBuffer, encryptStage, evpBytesToKey, knownPlaintext, passwordFromFile, readPassFile,
+  decryptBuffer, decryptStage, encryptBuffer, encryptStage, evpBytesToKey, knownPlaintext, loadCryptoBackend, passwordFromFile, readPassFile,
 } from '../../engine/transform/encrypt.js';
 import { BadPasswordError, IntegrityError, UsageError } from '../../engine/errors.js';
 import type { Stage } from '../../engine/pipeline/stages.js';
@@ -174,6 +174,7 @@ test('wasm backend: byte-compatible with openssl and with the native backend, bo
   const nativeEnc = openssl(['enc', '-aes-256-cfb', '-md', 'md5', '-pass', `file:${passFile}`], gz);
   assert.ok((await run(decryptStage(password, undefined, { backend: 'wasm' }), chunks(nativeEnc, 1000))).equals(gz), 'wasm reads openssl (md5) output');
   const small = randomBytes(3000);
+  await loadCryptoBackend('wasm'); // the stages above loaded it; a direct caller must
   const b = encryptBuffer(password, small, { backend: 'wasm' });
   assert.ok(decryptBuffer(password, b, () => true).equals(small));
   assert.instance(await rejects(run(decryptStage(Buffer.from('wrong'), undefined, { backend: 'wasm' }), chunks(nativeEnc, 1000))), BadPasswordError);

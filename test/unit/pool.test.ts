@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { WorkerPool, WorkerError, setSharedPool } from '../../engine/pipeline/pool.js';
 import { parallelCompressStage } from '../../engine/transform/parallel.js';
@@ -52,6 +52,23 @@ test('parallel zstd: frames read by zstd -d', async () => {
   const data = sample();
   const z = await collect(parallelCompressStage('zstd', { pool, blockSize: 1 << 20 })(chunks(data, 777777), new AbortController().signal));
   assert.ok(execFileSync('zstd', ['-dc'], { input: z, maxBuffer: 1 << 28 }).equals(data));
+});
+
+test('worker results go back marked for transfer (Piscina moves them, no copy)', async () => {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(import.meta.url);
+  const common = require(join(dirname(require.resolve('piscina')), 'common.js')) as { isMovable(v: unknown): boolean };
+  const run = (await import('../../engine/pipeline/worker.js')).default;
+  const data = sample();
+  for (const op of ['zstd', 'gzip'] as const) {
+    const r = await run({ op, level: 1, data: Buffer.from(data) });
+    assert.ok(common.isMovable(r), `${op}: Piscina sees a movable result`);
+    const view = (r as Record<symbol, Uint8Array>)[Symbol.for('Piscina.valueOf')]!;
+    assert.is((r as Record<symbol, ArrayBuffer>)[Symbol.for('Piscina.transferable')], view.buffer, `${op}: its buffer is what is transferred`);
+    assert.is(view.byteLength, view.buffer.byteLength, `${op}: the result owns its whole buffer (a slice would send the rest too)`);
+    const plain = op === 'zstd' ? execFileSync('zstd', ['-dc'], { input: view, maxBuffer: 1 << 28 }) : gunzipSync(view);
+    assert.ok(plain.equals(data), `${op}: the frame decodes to the block`);
+  }
 });
 
 test('parallel CFB decryption in the pool equals openssl, native and wasm, any chunking', async () => {
