@@ -1,9 +1,10 @@
-#!/usr/bin/env -S FLOE_TUNED=1 MALLOC_MMAP_THRESHOLD_=3145728 node --max-semi-space-size=4
-// How floe starts (a V8 flag, a glibc setting): engine/node-flags.ts says why. Both are read at start; the
-// commands floe runs must not inherit the glibc one.
+#!/usr/bin/env -S FLOE_TUNED=1 MALLOC_MMAP_THRESHOLD_=3145728 MALLOC_TRIM_THRESHOLD_=16777216 node --max-semi-space-size=4
+// How floe starts (a V8 flag, glibc settings): engine/node-flags.ts says why. All are read at start; the
+// commands floe runs must not inherit the glibc ones.
 if (process.env.FLOE_TUNED) {
   delete process.env.FLOE_TUNED;
   delete process.env.MALLOC_MMAP_THRESHOLD_;
+  delete process.env.MALLOC_TRIM_THRESHOLD_;
 }
 // floe: the agent CLI. The TypeScript sources compile to dist/ during `npm install` (the prepare script).
 // A reader that closes our stdout early (`floe restore --dry-run | head`) is not an error: stop quietly.

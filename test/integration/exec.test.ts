@@ -5,6 +5,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { MALLOC_ENV, NODE_FLAGS } from '../../engine/node-flags.js';
 import { FLOE_BIN, describe, run, runFloe } from '../helpers/peers.js';
 
 const EXEC_FAILED = 10;
@@ -41,7 +44,18 @@ test('run as `floe` (its shebang), the commands it runs get none of its own tuni
   const r = await run(FLOE_BIN, ['exec', '--command', 'env']);
   assert.is(r.code, 0, describe(r));
   assert.ok(r.stdout.includes('PATH='), 'env printed');
-  assert.not.match(r.stdout, /MALLOC_MMAP_THRESHOLD_|FLOE_TUNED/);
+  assert.not.match(r.stdout, /MALLOC_MMAP_THRESHOLD_|MALLOC_TRIM_THRESHOLD_|FLOE_TUNED/);
+});
+
+test('bin/floe.js\'s shebang and `npm start` start node as engine/node-flags.ts says', () => {
+  const shebang = readFileSync(FLOE_BIN, 'utf8').split('\n')[0]!;
+  const start = (JSON.parse(readFileSync(join(dirname(FLOE_BIN), '..', 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  for (const line of [shebang, start]) {
+    for (const [k, v] of Object.entries(MALLOC_ENV)) assert.ok(line.includes(`${k}=${v} `), `${k}=${v} in: ${line}`);
+    for (const f of NODE_FLAGS) assert.ok(line.includes(` node ${f}`), `${f} in: ${line}`);
+  }
+  const unset = readFileSync(FLOE_BIN, 'utf8');
+  for (const k of Object.keys(MALLOC_ENV)) assert.ok(unset.includes(`delete process.env.${k};`), `bin/floe.js removes ${k} for the commands it runs`);
 });
 
 test.run();
