@@ -20,7 +20,8 @@
  * fills) was faulted in again, page by page: 150-190k minor faults per GiB backed up. Keeping up to 16 MiB
  * per heap, measured on 1 GiB, alternating runs: zstd+enc backup 2.82-2.88 -> 2.70-2.72 s (faults 175k ->
  * 46k, system time 0.8-0.9 -> 0.6-0.7 s), gzip+enc 10.60-10.75 -> 10.56-10.59 s; none backup, restores
- * and level 1 unchanged; peak RSS +10 to +25 MB (backup 171 -> 187-197, restore 206 -> 219 MB).
+ * and level 1 unchanged. Peak RSS (GNU time's maximum resident size) rose by 13-20 MiB: zstd+enc backup
+ * 163-182 -> 182-195 MiB, zstd+enc restore 201 -> 214-216 MiB.
  *
  * FLOE_TUNED marks the settings as floe's own: bin/floe.js removes them from its environment, so the
  * commands floe runs (`floe exec`, compressors) do not inherit them.

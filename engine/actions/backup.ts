@@ -21,8 +21,8 @@ import { chooseParent } from '../chain/index.js';
 import { counted, runStages, Stage } from '../pipeline/stages.js';
 import { serialStage } from '../pipeline/serial.js';
 import { SlotPool } from '../pipeline/slots.js';
-// The tar writer only, and the rsync engine only when asked for: a backup loads no reader, extractor or
-// WASM kernel (17 modules, ~10 ms of every start).
+// The tar writer only, and the rsync engine only when asked for: a tar backup loads no reader, extractor
+// or WASM kernel (17 modules, ~10 ms of every start).
 import { TarBackupOptions, createTarBackup, estimateTree } from '../archive/tar/writer.js';
 import { sharedPool } from '../pipeline/pool.js';
 import { compressStage, compressionLevel } from '../transform/compress.js';

@@ -11,8 +11,8 @@
  * compression magic, a tar header, a GNU tar snapshot file). CFB has no MAC: tampering is caught by
  * integrity.ts, not here.
  *
- * Seam for issue 3: the cipher is reached through `cfb(backend, ...)`. 'native' is node:crypto (OpenSSL);
- * 'wasm' will be the WASM kernel (it must produce the same bytes).
+ * The cipher is reached through `cfb(backend, ...)`: 'native' is node:crypto (OpenSSL), the default;
+ * 'wasm' is the WASM kernel (the same bytes; its modules load on demand, see loadCryptoBackend).
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -35,10 +35,11 @@ export interface CryptoOptions {
   /**
    * encryptStage: write the ciphertext over each input buffer in shared memory (a reused slot, which must
    * come back as itself: pipeline/slots.ts) and yield that buffer; the caller gives its inputs up. Other
-   * inputs are replaced by the cipher's output, a buffer of its own: copying it back cost a 2 MiB copy per
-   * block on the thread that bounds an encrypted backup. (Copying back once kept ~90 MB less peak RSS;
-   * since glibc keeps freed heap (engine/node-flags.ts) both ways peak at 187-191 MB, and a 1 GiB zstd+enc
-   * backup takes 2.62-2.66 s instead of 2.66-2.71 s.)
+   * inputs are replaced by the cipher's output (node:crypto's is a buffer of its own; a small WASM output
+   * may sit in Node's buffer pool, and the serial thread's send() copies such views): copying it back cost
+   * a 2 MiB copy per block on the thread that bounds an encrypted backup. (Copying back once kept ~90 MB
+   * less peak RSS; since glibc keeps freed heap (engine/node-flags.ts) both ways peak at 186-191 MB, and a
+   * 1 GiB zstd+enc backup takes 2.62-2.66 s instead of 2.66-2.71 s.)
    */
   inPlace?: boolean;
 }
