@@ -120,7 +120,10 @@ function loadPiscina(): typeof import('piscina') {
 
 /** transferable returns a view that owns its whole ArrayBuffer (copying only when it does not). */
 export function transferable(b: Uint8Array): Uint8Array {
-  return isWhole(b) ? b : new Uint8Array(b);
+  if (isWhole(b)) return b;
+  const copy = Buffer.allocUnsafeSlow(b.byteLength); // a buffer of its own, not zero-filled first
+  copy.set(b);
+  return copy;
 }
 
 function isWhole(b: Uint8Array): boolean {

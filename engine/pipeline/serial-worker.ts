@@ -24,13 +24,16 @@ import type { SerialSpec } from './serial.js';
 
 const port = parentPort!;
 let startWith: (specs: SerialSpec[]) => void = () => undefined;
+/** Send copies of shared-memory buffers back, not the buffers (serial.ts SerialOptions.copyShared). */
+let copyShared = false;
 const specsGiven = new Promise<SerialSpec[]>((resolve) => (startWith = resolve));
 /** The main thread bounds what it sends (serial.ts WINDOW); this queue only has to hold it. */
 const input = new BoundedQueue<Buffer>(1 << 20);
 const controller = new AbortController();
 
-port.on('message', (m: { type: 'specs'; specs: SerialSpec[] } | { type: 'data'; buf: Uint8Array } | { type: 'end' }) => {
+port.on('message', (m: { type: 'specs'; specs: SerialSpec[]; copyShared?: boolean } | { type: 'data'; buf: Uint8Array } | { type: 'end' }) => {
   if (m.type === 'specs') {
+    copyShared = m.copyShared ?? false;
     startWith(m.specs);
     return;
   }
@@ -57,7 +60,7 @@ function build(spec: SerialSpec): Stage {
 }
 
 function send(b: Buffer): void {
-  if (b.buffer instanceof SharedArrayBuffer) {
+  if (b.buffer instanceof SharedArrayBuffer && !copyShared) {
     port.postMessage({ type: 'out', buf: b });
     return;
   }

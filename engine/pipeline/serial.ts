@@ -20,6 +20,7 @@ import { BadPasswordError, ExitCodeValue, FloeError, IntegrityError } from '../e
 import type { CryptoBackend } from '../transform/encrypt.js';
 import type { IntegrityRecord } from '../transform/integrity.js';
 import { WorkerError, transferable } from './pool.js';
+import { slotPoolOf } from './slots.js';
 import type { Stage } from './stages.js';
 
 export type SerialSpec =
@@ -33,6 +34,16 @@ export type SerialSpec =
 export interface SerialResults {
   /** Filled (Object.assign) when the stream ends, for a chain with a 'seal' spec. */
   seal?: IntegrityRecord;
+}
+
+export interface SerialOptions {
+  /**
+   * The thread sends back copies of shared-memory inputs (SlotPool slots) instead of the slots, and each
+   * slot goes back to its pool once all its bytes have come back: the slot's reader can fill it again at
+   * once, and the copy costs this thread, not the caller's. A restore reads into slots this way; its
+   * extraction keeps buffers for as long as a member lasts, which a slot must not be held for.
+   */
+  copyShared?: boolean;
 }
 
 /**
@@ -49,15 +60,30 @@ type Reply =
   | { type: 'error'; error: { name: string; code: string; message: string; exitCode?: ExitCodeValue } };
 
 /** serialStage runs `specs`, in order, in a thread of its own (see the top of this file). */
-export function serialStage(specs: SerialSpec[], results: SerialResults = {}): Stage {
+export function serialStage(specs: SerialSpec[], results: SerialResults = {}, options: SerialOptions = {}): Stage {
+  const copyShared = options.copyShared ?? false;
   const verifying = specs.find((s): s is Extract<SerialSpec, { kind: 'verify' }> => s.kind === 'verify');
   const window = WINDOW + (verifying ? verifying.record.segment_size : 0);
   return async function* (input, signal) {
     const worker = takeWorker();
-    worker.postMessage({ type: 'specs', specs });
+    worker.postMessage({ type: 'specs', specs, copyShared });
     const ready: Buffer[] = [];
     /** Shared-memory buffers sent, in order: the thread returns each (as a new view) in the same order. */
     const shared: { buf: Buffer; done: number }[] = [];
+    /** copyShared: every buffer sent, in order, and how many of its bytes have come back (as copies). */
+    const sent: { buf: Buffer | null; left: number }[] = [];
+    const cameBack = (n: number) => {
+      while (n > 0 && sent.length > 0) {
+        const head = sent[0]!;
+        const k = Math.min(n, head.left);
+        head.left -= k;
+        n -= k;
+        if (head.left === 0) {
+          sent.shift();
+          if (head.buf) slotPoolOf(head.buf)?.give(head.buf);
+        }
+      }
+    };
     let inflight = 0;
     let done = false;
     let failure: unknown;
@@ -79,7 +105,10 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
       freeRoom();
     };
     worker.on('message', (m: Reply) => {
-      if (m.type === 'out') ready.push(m.buf.buffer instanceof SharedArrayBuffer ? sameShared(shared, m.buf) : Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength));
+      if (m.type === 'out') {
+        if (copyShared) cameBack(m.buf.byteLength);
+        ready.push(m.buf.buffer instanceof SharedArrayBuffer ? sameShared(shared, m.buf) : Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength));
+      }
       else if (m.type === 'done') {
         if (m.seal && results.seal) Object.assign(results.seal, m.seal);
         done = true;
@@ -100,8 +129,9 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
           if (failure !== undefined) return;
           if (buf.length === 0) continue;
           inflight += buf.length;
+          if (copyShared) sent.push({ buf: buf.buffer instanceof SharedArrayBuffer ? buf : null, left: buf.length });
           if (buf.buffer instanceof SharedArrayBuffer) {
-            shared.push({ buf, done: 0 });
+            if (!copyShared) shared.push({ buf, done: 0 });
             worker.postMessage({ type: 'data', buf });
             continue;
           }

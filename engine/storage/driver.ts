@@ -12,6 +12,8 @@
  * - `remove` deletes a key and everything under it; removing an absent key is not an error.
  * Errors are StorageError (or NotFoundError for a missing object on get).
  */
+import type { SlotPool } from '../pipeline/slots.js';
+
 export interface StorageDriver {
   /** The medium, as given to --storage ("local"). */
   readonly kind: string;
@@ -21,7 +23,11 @@ export interface StorageDriver {
   ensureWritable(): Promise<void>;
   put(key: string, source: AsyncIterable<Buffer>, options?: { signal?: AbortSignal }): Promise<{ size: number }>;
   putSmall(key: string, data: Buffer): Promise<void>;
-  get(key: string, options?: { chunkSize?: number; signal?: AbortSignal }): AsyncIterable<Buffer>;
+  /**
+   * `slots`: a driver may yield slots of this pool (local storage reading with O_DIRECT does); the
+   * consumer gives each back once done with its bytes (pipeline/slots.ts). Other drivers ignore it.
+   */
+  get(key: string, options?: { chunkSize?: number; signal?: AbortSignal; slots?: SlotPool | null }): AsyncIterable<Buffer>;
   /** Whole small object into memory (metadata, engine_metadata). */
   getSmall(key: string): Promise<Buffer>;
   exists(key: string): Promise<boolean>;

@@ -199,6 +199,80 @@ test('a verifier that splits a slot at a segment boundary: pieces come back as c
   assert.ok(out[1].length === 32 * KiB && out[2].length === 32 * KiB && slotPoolOf(out[1]) === undefined && slotPoolOf(out[2]) === undefined, 'slot 1 came back as two copies');
 });
 
+test('copyShared (restore): slots come back as copies, each slot returns to its pool once all its bytes are back', async () => {
+  const p = pool(64 * KiB, 8);
+  const data = randomBytes(64 * KiB * 5 + 777);
+  const key = randomBytes(32);
+  const rec: IntegrityRecord = { alg: 'sha256', segment_size: 0, size: 0, segments: [] };
+  for await (const _ of sealStage('obj', key, 96 * KiB, rec)((async function* () { yield data; })(), new AbortController().signal)) { /* tags */ }
+  // slots 0, 1, an ordinary buffer, slot 3, then the tail in a slot (a short view of it)
+  const sent = [filled(p, data, 0), filled(p, data, 64 * KiB), Buffer.from(data.subarray(128 * KiB, 192 * KiB)),
+    filled(p, data, 192 * KiB), filled(p, data, 256 * KiB), filled(p, data, 320 * KiB, 777)];
+  assert.is(p.free, 3);
+  const freeSeen: number[] = [];
+  const stage = serialStage([{ kind: 'verify', object: 'obj', key, record: rec }], {}, { copyShared: true });
+  const out: Buffer[] = [];
+  for await (const b of runStages((async function* () { yield* sent; })(), [stage])) {
+    assert.is(slotPoolOf(b), undefined, 'no slot comes back');
+    out.push(b);
+    freeSeen.push(p.free);
+  }
+  assert.ok(Buffer.concat(out).equals(data), 'the bytes, in order');
+  assert.is(p.free, 8, 'every slot is back in the pool');
+  assert.ok(freeSeen[0]! > 3, 'a slot was given back while the stream still ran');
+});
+
+test('readDirect fills free slots and hands them on uncopied, copies out when none is free, gives back what it keeps', async () => {
+  const file = join(root, 'read-slots');
+  const data = randomBytes(5 * 2 * MiB + 12345);
+  writeFileSync(file, data);
+  const { openDirectRead, readDirect } = await import('../../engine/storage/local/direct.js');
+  for (const count of [12, 3]) {
+    const p = pool(2 * MiB, count);
+    const fh = await openDirectRead(file);
+    if (!fh) return; // no O_DIRECT here: direct-write.test.ts says so
+    const got: Buffer[] = [];
+    let slotted = 0;
+    try {
+      const it = readDirect(fh, 4 * MiB, undefined, p);
+      for (;;) {
+        const r = await it.next();
+        if (r.done) {
+          assert.is(r.value, true);
+          break;
+        }
+        if (slotPoolOf(r.value)) slotted++;
+        got.push(Buffer.from(r.value));
+        if (count === 3) giveBack(r.value); // the consumer keeps up: slots keep coming
+      }
+    } finally {
+      await fh.close();
+    }
+    assert.ok(Buffer.concat(got).equals(data), `the file's bytes (${count} slots)`);
+    if (count === 12) {
+      assert.is(slotted, 6, 'every read went into a slot, none given back by this consumer');
+      assert.is(p.free, 6, 'the slots it yielded are the consumer\'s; none lost in flight');
+    } else {
+      assert.ok(slotted >= 5, 'slots given back are filled again');
+      assert.is(p.free, 3);
+    }
+  }
+  // a reader that stops early gives back the slots of the reads still in flight
+  const p = pool(2 * MiB, 12);
+  const fh = await openDirectRead(file);
+  if (!fh) return;
+  try {
+    const it = readDirect(fh, 4 * MiB, undefined, p);
+    const first = await it.next();
+    assert.ok(!first.done && slotPoolOf(first.value));
+    await it.return(false);
+    giveBack(first.value as Buffer);
+    assert.is(p.free, 12);
+  } finally {
+    await fh.close();
+  }
+});
+
 test('the tar writer fills slots while the pool has free ones, then ordinary buffers: the same archive', async () => {
   const src = join(root, 'tree');
   mkdirSync(join(src, 'd'), { recursive: true });
