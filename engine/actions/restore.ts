@@ -35,7 +35,8 @@ import { FloeRecord, objectIds, openRecord } from './seal.js';
 const READ_CHUNK = 4 * 1024 * 1024;
 /**
  * READ_SLOT, READ_SLOTS: the slots a clear restore reads into (local storage's direct reads are 2 MiB).
- * In use at once: two reads, the verifier's window (4 MiB) and one segment it holds (8 MiB): 8 slots.
+ * In use at once, at worst: two reads, one buffer the feeder holds, the verifier's window (4 MiB, plus
+ * one buffer) and the segment it holds (8 MiB): about 11 slots. A pool run dry only means copies again.
  */
 const READ_SLOT = 2 * 1024 * 1024;
 const READ_SLOTS = 12;

@@ -3,11 +3,12 @@
  * verification) over the buffers the main thread sends, in order, and sends their output back.
  *
  * Protocol (messages on parentPort):
- *   in:  { type: 'specs', specs } the chain to run, first (the thread may be started before it is known)
+ *   in:  { type: 'specs', specs, copyShared } the chain to run, first (the thread may be started before
+ *                                it is known); copyShared: send shared memory back as copies
  *        { type: 'data', buf }   one input buffer, transferred (or a view of shared memory, passed)
  *        { type: 'end' }         no more input
  *   out: { type: 'out', buf }    one output buffer, in order, transferred when it owns its memory;
- *                                a view of shared memory is passed back as it is
+ *                                a view of shared memory is passed back as it is (copied with copyShared)
  *        { type: 'done', seal }  the chain finished; `seal`: the integrity record of a 'seal' spec
  *        { type: 'error', error: { name, code, message, exitCode } }
  * After 'done' or 'error' the thread ends by itself.

@@ -9,7 +9,8 @@
  *
  * Contract: a Stage like any other. Buffers go to the thread transferred and come back transferred, in
  * order; the caller gives up each input buffer. A view of shared memory (a SlotPool's slot) is passed,
- * not transferred, and comes back as the same Buffer object (so its pool still knows it). Memory: at
+ * not transferred, and comes back as the same Buffer object (so its pool still knows it); with
+ * copyShared it comes back as copies, and the slot goes back to its pool (see SerialOptions). Memory: at
  * most WINDOW bytes (plus, when verifying, one segment, which the verifier must hold before it may
  * release it) are between the two threads. The first error (bad tag, wrong password...) comes back as the
  * same FloeError class with the same message and exit code; a crashed thread is a WorkerError. Stopping
@@ -42,6 +43,9 @@ export interface SerialOptions {
    * slot goes back to its pool once all its bytes have come back: the slot's reader can fill it again at
    * once, and the copy costs this thread, not the caller's. A restore reads into slots this way; its
    * extraction keeps buffers for as long as a member lasts, which a slot must not be held for.
+   * Only for chains that pass the bytes through unchanged in length and order (verify, seal): the slots
+   * are given back by counting the bytes that come back. An encrypt spec (which adds a header and writes
+   * slots in place) is refused.
    */
   copyShared?: boolean;
 }
@@ -62,6 +66,7 @@ type Reply =
 /** serialStage runs `specs`, in order, in a thread of its own (see the top of this file). */
 export function serialStage(specs: SerialSpec[], results: SerialResults = {}, options: SerialOptions = {}): Stage {
   const copyShared = options.copyShared ?? false;
+  if (copyShared && specs.some((s) => s.kind === 'encrypt')) throw new RangeError('copyShared needs a chain that keeps the bytes as they are (no encrypt spec)');
   const verifying = specs.find((s): s is Extract<SerialSpec, { kind: 'verify' }> => s.kind === 'verify');
   const window = WINDOW + (verifying ? verifying.record.segment_size : 0);
   return async function* (input, signal) {

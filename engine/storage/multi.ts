@@ -10,6 +10,7 @@
  */
 import { BoundedQueue } from '../pipeline/queue.js';
 import { DEFAULT_DEPTH } from '../pipeline/stages.js';
+import type { SlotPool } from '../pipeline/slots.js';
 import { NotFoundError } from '../errors.js';
 import type { StorageDriver } from './driver.js';
 
@@ -77,7 +78,7 @@ export class MultiStorage implements StorageDriver {
     await allOrFirstError(this.drivers.map((d) => d.putSmall(key, data)));
   }
 
-  get(key: string, options?: { chunkSize?: number; signal?: AbortSignal }): AsyncIterable<Buffer> {
+  get(key: string, options?: { chunkSize?: number; signal?: AbortSignal; slots?: SlotPool | null }): AsyncIterable<Buffer> {
     const pick = () => this.#holder(key);
     return {
       async *[Symbol.asyncIterator]() {

@@ -220,6 +220,8 @@ test('copyShared (restore): slots come back as copies, each slot returns to its 
   assert.ok(Buffer.concat(out).equals(data), 'the bytes, in order');
   assert.is(p.free, 8, 'every slot is back in the pool');
   assert.ok(freeSeen[0]! > 3, 'a slot was given back while the stream still ran');
+  assert.throws(() => serialStage([{ kind: 'encrypt', password: Buffer.from('x') }], {}, { copyShared: true }), /no encrypt/,
+    'a chain that changes the bytes cannot count them back');
 });
 
 test('readDirect fills free slots and hands them on uncopied, copies out when none is free, gives back what it keeps', async () => {

@@ -243,7 +243,7 @@ export function openDirectRead(file: string): Promise<fsp.FileHandle | null> {
 
 /**
  * readDirect yields the bytes of `fh` (opened by openDirectRead) in fresh buffers of at most `chunk`
- * bytes. Why: an object that was written past the page cache is not in it, and reading it through the
+ * bytes (or in slots, below). Why: an object that was written past the page cache is not in it, and reading it through the
  * cache allocates a page for every 4 KiB; a restore of 1 GiB read that way was ~1 s slower here than one
  * read from warm cache. Reads go into the aligned stages, one ahead of the one being copied out.
  * With `slots` (of STAGE bytes), a read goes into a free slot when there is one, and the slot is yielded
@@ -283,7 +283,8 @@ export async function* readDirect(fh: fsp.FileHandle, chunk: number, signal?: Ab
       if (signal?.aborted) throw signal.reason; // a slot still in into[i] goes back in finally
       const slot = into[i];
       into[i] = null;
-      // Copied out before the stage is read into again: the consumer keeps what it is given.
+      // A slot is handed on; a stage is copied out before it is read into again (the consumer keeps what
+      // it is given).
       const out: Buffer[] = [];
       if (slot) {
         if (n > 0) out.push(slot.subarray(0, n));
