@@ -120,8 +120,12 @@ function loadPiscina(): typeof import('piscina') {
 
 /** transferable returns a view that owns its whole ArrayBuffer (copying only when it does not). */
 export function transferable(b: Uint8Array): Uint8Array {
-  if (isWhole(b)) return b;
-  const copy = Buffer.allocUnsafeSlow(b.byteLength); // a buffer of its own, not zero-filled first
+  return isWhole(b) ? b : ownCopy(b);
+}
+
+/** ownCopy copies `b` into a buffer of its own (whole, so transferable), not zero-filled first. */
+export function ownCopy(b: Uint8Array): Buffer {
+  const copy = Buffer.allocUnsafeSlow(b.byteLength);
   copy.set(b);
   return copy;
 }

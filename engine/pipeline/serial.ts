@@ -21,7 +21,7 @@ import { BadPasswordError, ExitCodeValue, FloeError, IntegrityError } from '../e
 import type { CryptoBackend } from '../transform/encrypt.js';
 import type { IntegrityRecord } from '../transform/integrity.js';
 import { WorkerError, transferable } from './pool.js';
-import { slotPoolOf } from './slots.js';
+import { giveBack } from './slots.js';
 import type { Stage } from './stages.js';
 
 export type SerialSpec =
@@ -85,7 +85,7 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}, op
         n -= k;
         if (head.left === 0) {
           sent.shift();
-          if (head.buf) slotPoolOf(head.buf)?.give(head.buf);
+          if (head.buf) giveBack(head.buf);
         }
       }
     };

@@ -12,7 +12,7 @@ import { isMainThread, parentPort } from 'node:worker_threads';
 import type * as Zlib from 'node:zlib';
 import type * as Crypto from 'node:crypto';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
-import { WORKER_LOADED, transferable } from './pool.js';
+import { WORKER_LOADED, ownCopy, transferable } from './pool.js';
 import { released } from './gc.js';
 import type { Kernel } from '../../wasm/index.js';
 import type { DeltaTask } from '../archive/rsync/kernels.js';
@@ -74,7 +74,7 @@ function zstdFrame(data: Uint8Array, level: number): Uint8Array {
   }
   const bound = zstdCtx.b.compressBound(data.byteLength);
   if (zstdCtx.scratch.length < bound) zstdCtx.scratch = Buffer.allocUnsafe(bound);
-  return new Uint8Array(zstdCtx.scratch.subarray(0, zstdCtx.cctx.compress2(zstdCtx.scratch, data)));
+  return ownCopy(zstdCtx.scratch.subarray(0, zstdCtx.cctx.compress2(zstdCtx.scratch, data)));
 }
 
 /**
