@@ -7,12 +7,13 @@
  *    regular files and bytes as the dataset);
  * 3. the dataset's mutation (1% of the files of each size class), then level-1 backups of the runners
  *    that chain (floe gzip/zstd encrypted, freezer-agent, restic, borg) on top of their level 0;
- *    with --repeat > 1 the store is copied before the first level 1 and put back before each other;
+ *    when a case may run more than once the store is copied before the first level 1 and put back
+ *    before each other;
  * 4. the mutation is undone, the report is written, the work directory is removed.
  * A case that fails is reported with its error and the run goes on; a runner whose tools are missing is
  * listed as skipped with the reason. Nothing runs in parallel: the machine's cores are the measurement.
  *
- * Usage: node dist/bench/run.js [--size 1G] [--seed 1] [--repeat 1] [--only floe,tar] [--dir D]
+ * Usage: node dist/bench/run.js [--size 1G] [--seed 1] [--repeat N] [--only floe,tar] [--dir D]
  *        [--work D] [--timeout S] [--fraction 0.01] [--out DIR] [--no-write] [--keep]
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,8 @@ import { Dataset, MutationResult, ensureDataset, formatSize, mutate, parseSize, 
 import { GNU_TIME, Measurement, TreeStats, hasGnuTime, killRunning, measure, run, treeStats } from './measure.js';
 import { BenchEnv, Runner, TOOLS, Tool, makeRunners } from './peers.js';
 import {
-  CaseResult, Group, Report, addRatios, evaluateTargets, medianOf, readReports, renderMarkdown, reportBaseName, writeReport,
+  AUTO_REPEAT, CaseResult, Group, Repeat, Report, addRatios, evaluateTargets, medianOf, readReports, renderMarkdown, reportBaseName, runsOf,
+  writeReport,
 } from './report.js';
 
 const DEFAULT_SIZE = 1 << 30;
@@ -35,7 +37,8 @@ interface Options {
   seed: number;
   dir: string;
   work: string;
-  repeat: number;
+  /** Runs per case (--repeat), or AUTO_REPEAT. */
+  repeat: Repeat;
   only: Tool[] | null;
   timeoutS: number | null;
   fraction: number;
@@ -50,7 +53,8 @@ const HELP = `Usage: npm run bench -- [options]     (or: node dist/bench/run.js 
   --seed N       dataset seed (default 1)
   --dir D        dataset directory (default ${BENCH_ROOT}/dataset; reused when its marker matches)
   --work D       where stores and restores go (default ${BENCH_ROOT}; a fresh run-* directory inside)
-  --repeat N     runs per case; the median is reported (default 1)
+  --repeat N     runs per case; the median is reported (default: ${AUTO_REPEAT.shortRuns} for a case whose first
+                 run took under ${AUTO_REPEAT.underS} s, 1 for the others)
   --only LIST    only these tools, comma-separated: ${TOOLS.join(', ')}
   --timeout S    seconds before a case is killed (default 60 + 1 s per 4 MB of dataset)
   --fraction F   share of files the level-1 mutation changes (default 0.01)
@@ -66,7 +70,7 @@ function repoRoot(): string {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    bytes: DEFAULT_SIZE, seed: 1, dir: join(BENCH_ROOT, 'dataset'), work: BENCH_ROOT, repeat: 1, only: null,
+    bytes: DEFAULT_SIZE, seed: 1, dir: join(BENCH_ROOT, 'dataset'), work: BENCH_ROOT, repeat: AUTO_REPEAT, only: null,
     timeoutS: null, fraction: 0.01, out: join(repoRoot(), 'bench', 'results'), write: true, keep: false,
   };
   const value = (i: number) => {
@@ -100,7 +104,7 @@ function parseArgs(argv: string[]): Options {
     }
   }
   if (!Number.isInteger(o.seed) || o.seed < 0) throw new Error('--seed must be a non-negative integer');
-  if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error('--repeat must be a positive integer');
+  if (typeof o.repeat === 'number' && (!Number.isInteger(o.repeat) || o.repeat < 1)) throw new Error('--repeat must be a positive integer');
   if (o.timeoutS !== null && !(o.timeoutS > 0)) throw new Error('--timeout must be a positive number of seconds');
   if (!(o.fraction > 0 && o.fraction <= 1)) throw new Error('--fraction must be in (0, 1]');
   return o;
@@ -177,9 +181,13 @@ class Bench {
     return c;
   }
 
-  /** #runs measures `command` --repeat times, calling `before(i)` untimed before each run. */
+  /**
+   * #runs measures `command` as many times as runsOf says (known once the first run is done), calling
+   * `before(i)` untimed before each run.
+   */
   async #runs(c: CaseResult, before: (i: number) => void | Promise<void>, command: () => Parameters<typeof measure>[0]): Promise<boolean> {
-    for (let i = 0; i < this.o.repeat; i++) {
+    let runs = 1;
+    for (let i = 0; i < runs; i++) {
       try {
         await before(i);
       } catch (e) {
@@ -193,6 +201,7 @@ class Bench {
         this.#fail(c, errorText(m));
         return false;
       }
+      if (i === 0) runs = runsOf(this.o.repeat, m.wallS);
     }
     return true;
   }
@@ -325,7 +334,8 @@ async function main(argv: string[]): Promise<number> {
   if (!hasGnuTime()) skipped.push({ name: 'CPU and peak RSS columns', reason: `no GNU time at ${GNU_TIME} (apt-get install time)` });
   const runners = all.filter((r) => !r.missing());
   for (const s of skipped) log(`skipped: ${s.name}: ${s.reason}`);
-  log(`work directory ${work}; ${runners.length} runners, ${o.repeat} run(s) each, timeout ${env.timeoutS} s per run`);
+  const each = typeof o.repeat === 'number' ? `${o.repeat} run(s) each` : `${o.repeat.shortRuns} runs of a case under ${o.repeat.underS} s, else 1`;
+  log(`work directory ${work}; ${runners.length} runners, ${each}, timeout ${env.timeoutS} s per run`);
 
   const bench = new Bench(o, env, dataset);
   let mutation: MutationResult | null = null;
@@ -335,7 +345,7 @@ async function main(argv: string[]): Promise<number> {
     await warm(dataset.tree);
     for (const r of runners) await bench.full(r);
     log('restores');
-    const restores = runners.filter((r) => r.restore).length * o.repeat;
+    const restores = runners.filter((r) => r.restore).length * runsOf(o.repeat, 0);
     const free = statfsSync(work);
     // every restored tree kept (see Bench.keepRestores), if the disk holds them with 2 GiB to spare
     bench.keepRestores = free.bavail * free.bsize > restores * dataset.bytes * 1.2 + 2 * 2 ** 30;

@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { content, Kind, Rng } from '../../bench/content.js';
 import { ensureDataset, formatSize, mutate, parseSize, planDataset, undoMutation } from '../../bench/dataset.js';
 import { measure, treeStats } from '../../bench/measure.js';
-import { addRatios, CaseResult, evaluateTargets, Report } from '../../bench/report.js';
+import { addRatios, AUTO_REPEAT, CaseResult, evaluateTargets, renderMarkdown, Report, runsOf } from '../../bench/report.js';
 
 const MiB = 1 << 20;
 const root = mkdtempSync(join(tmpdir(), 'floe-bench-test-'));
@@ -142,6 +142,32 @@ test('ratios and targets come from the numbers', () => {
   assert.match(detail([old, same, later]).detail, /92 MB -> 100 MB \(other run: 2026-11-26T12:00:00Z/);
   assert.is(detail([old]).status, 'FAIL'); // 50 -> 100 MB
   assert.is(detail([]).status, 'n/a');
+});
+
+test('runs per case: short cases run three times by default, --repeat N always N', () => {
+  assert.is(runsOf(AUTO_REPEAT, 0.6), 3);
+  assert.is(runsOf(AUTO_REPEAT, 4.9), 3);
+  assert.is(runsOf(AUTO_REPEAT, 44), 1, 'a long case runs once');
+  assert.is(runsOf(1, 0.6), 1);
+  assert.is(runsOf(5, 44), 5);
+
+  const m = (wallS: number) => ({ wallS }) as CaseResult['runs'][number];
+  const report = {
+    date: '2026-11-27T07:00:00Z', durationS: 1,
+    machine: { nproc: 2, cpu: 'x', memoryGiB: 24, node: 'v20', os: 'Linux', loadavg: [0, 0, 0] },
+    floe: { commit: 'abc', dirty: false }, versions: {},
+    dataset: { dir: '/d', seed: 1, bytes: 1 << 30, files: 3, incompressibleBytes: 0, classes: {}, generateS: 0, reused: true },
+    mutation: null, options: { repeat: AUTO_REPEAT, only: null, timeoutS: 60 }, skipped: [], bestPeer: {}, targets: [],
+    cases: [
+      { group: 'full', name: 'tar -cf - | cat > /dev/null', tool: 'tar', role: 'baseline', compression: 'none', encrypted: false, status: 'ok', warnings: [], runs: [m(0.6), m(1.4), m(0.7)], wallS: 0.7 },
+      { group: 'full', name: 'tar -czf', tool: 'tar', role: 'peer', compression: 'gzip', encrypted: false, status: 'ok', warnings: [], runs: [m(35)], wallS: 35 },
+    ],
+  } as unknown as Report;
+  const md = renderMarkdown(report);
+  assert.match(md, /median of 3 runs for a case whose first run took under 5 s, one run for the others/);
+  assert.match(md, /\| tar -cf - \\\| cat > \/dev\/null +\| +3 \| +0\.70 \|/);
+  assert.match(md, /\| tar -czf +\| +1 \| +35\.00 \|/);
+  assert.match(renderMarkdown({ ...report, options: { ...report.options, repeat: 1 } }), /one run per case/);
 });
 
 test.run();
