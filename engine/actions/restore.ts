@@ -13,8 +13,7 @@ import { AgentOptions } from '../cli/parse.js';
 import { Output, formatBytes } from '../cli/output.js';
 import { chooseRestore } from '../chain/index.js';
 import { counted, runStages, Stage } from '../pipeline/stages.js';
-import { serialStage } from '../pipeline/serial.js';
-import { SlotPool } from '../pipeline/slots.js';
+import { serialSource, serialStage } from '../pipeline/serial.js';
 import { extractTar } from '../archive/tar/index.js';
 import { extractRsync } from '../archive/rsync/index.js';
 import { Compression, decompressStage } from '../transform/compress.js';
@@ -33,13 +32,6 @@ import { FloeRecord, objectIds, openRecord } from './seal.js';
  * queues whole segments.
  */
 const READ_CHUNK = 4 * 1024 * 1024;
-/**
- * READ_SLOT, READ_SLOTS: the slots a clear restore reads into (local storage's direct reads are 2 MiB).
- * In use at once, at worst: two reads, one buffer the feeder holds, the verifier's window (4 MiB, plus
- * one buffer) and the segment it holds (8 MiB): about 11 slots. A pool run dry only means copies again.
- */
-const READ_SLOT = 2 * 1024 * 1024;
-const READ_SLOTS = 12;
 
 interface Plan {
   l: Located;
@@ -84,36 +76,37 @@ export async function restore(o: AgentOptions, out: Output, signal: AbortSignal)
   const progress = out.progress('restore');
   let files = 0;
   let bytes = 0;
-  // An uncompressed clear level, verified in its own thread, is read into reused slots: that thread
-  // copies them out and hands them back (serial.ts copyShared), so the extracting thread no longer copies
-  // every byte read. 1 GiB into tmpfs: 1.40-1.46 -> 1.27-1.34 s; into a new directory on ext4: 1.77-2.32
-  // -> 1.59-1.66 s; peak RSS +7-20 MiB. A compressed level gained nothing measurable (zstd: 2.20-2.23 ->
-  // 2.17-2.21 s, the main thread is busy decompressing) for +22 MiB, so it reads as before.
-  const readsIntoSlots = (p: Plan) => !p.encrypted && !!p.record && p.compression === 'none';
-  const slots = plans.some(readsIntoSlots) ? SlotPool.create(READ_SLOT, READ_SLOTS) : null;
   for (const p of plans) {
     const { l } = p;
     const label = `level ${l.id.level} (${formatDate(l.id.t)})`;
     try {
       const stages: Stage[] = [];
-      // Two threads at most besides the main one: an encrypted level verifies on the main thread and
-      // decrypts in a pool worker; a clear one verifies in a thread of its own (pipeline/serial.ts). A third
-      // busy thread measured no faster (restores are bound by creating files) and raised peak RSS past
-      // 300 MB; verifying off the main thread sped clear restores up (1 GiB, no compression: 7.2 -> 6.1 s).
-      if (p.record) {
-        const object = objectIds(l.id).data;
-        stages.push(p.encrypted
-          ? verifyStage(object, p.key, p.record.data)
-          : serialStage([{ kind: 'verify', object, key: p.key, record: p.record.data }], {}, { copyShared: true }));
+      const object = objectIds(l.id).data;
+      const chunkSize = Math.min(READ_CHUNK, o.max_segment_size);
+      // A verified level is read and verified in a thread of its own where its storage can say where the
+      // object is (local files: pipeline/serial.ts serialSource). Reads issued from the main thread waited
+      // for its runs of synchronous file creation, so the disk and the extraction took turns; measured
+      // (1 GiB into tmpfs, alternating runs): uncompressed 1.44-1.53 -> 1.38-1.45 s, zstd 2.27-2.34 ->
+      // 2.13-2.17 s, zstd encrypted 3.33-5.01 -> 2.90-3.49 s (peak RSS +8-17 MiB there, 230 MB).
+      const where = p.record ? await l.storage.source?.(dataKey(l.id)) ?? null : null;
+      let source: AsyncIterable<Buffer>;
+      if (where) {
+        source = serialSource(where, [{ kind: 'verify', object, key: p.key, record: p.record!.data }], { chunkSize, signal });
+      } else {
+        // Other storages: a clear level verifies in a thread of its own, an encrypted one on the main
+        // thread (its decryption takes a pool worker).
+        if (p.record) {
+          stages.push(p.encrypted
+            ? verifyStage(object, p.key, p.record.data)
+            : serialStage([{ kind: 'verify', object, key: p.key, record: p.record.data }]));
+        }
+        source = l.storage.get(dataKey(l.id), { chunkSize, signal });
       }
       // One block at a time in one worker: native AES-CFB decrypts at 450+ MB/s there, faster than the
       // extraction on the main thread consumes, and a second busy worker only added ~60 MB of peak RSS
       // (measured: 1 GiB encrypted restores, 285 vs 345 MB, and no slower).
       if (p.encrypted) stages.push(decryptStage(pw!, undefined, { backend: o.crypto_backend, pool: sharedPool(), inflight: 1 }));
       stages.push(decompressStage(p.compression));
-      const source = l.storage.get(dataKey(l.id), {
-        chunkSize: Math.min(READ_CHUNK, o.max_segment_size), signal, slots: readsIntoSlots(p) ? slots : null,
-      });
       const input = runStages(counted(source, (n) => progress.onStored?.(n)), stages, { signal });
       const list = (name: string, size?: number, kind?: string) => (out.json
         ? out.emit({ type: 'member', level: l.id.level, name, size, kind })

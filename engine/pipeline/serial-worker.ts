@@ -1,14 +1,18 @@
 /**
  * The thread behind serial.ts: runs a chain of stateful stages (CFB encryption, segment sealing, segment
- * verification) over the buffers the main thread sends, in order, and sends their output back.
+ * verification) over the buffers the main thread sends, or over an object it reads itself, in order, and
+ * sends their output back.
  *
  * Protocol (messages on parentPort):
- *   in:  { type: 'specs', specs, copyShared } the chain to run, first (the thread may be started before
- *                                it is known); copyShared: send shared memory back as copies
+ *   in:  { type: 'specs', specs } the chain to run, first (the thread may be started before it is known)
+ *        { type: 'specs', specs, source, chunkSize, window } the chain to run over the object `source`,
+ *                                which this thread reads itself (serial.ts serialSource); then no 'data'
+ *                                comes, and at most `window` bytes are sent ahead of the credits
  *        { type: 'data', buf }   one input buffer, transferred (or a view of shared memory, passed)
  *        { type: 'end' }         no more input
+ *        { type: 'credit', bytes } the consumer took that many bytes of the output (source mode)
  *   out: { type: 'out', buf }    one output buffer, in order, transferred when it owns its memory;
- *                                a view of shared memory is passed back as it is (copied with copyShared)
+ *                                a view of shared memory is passed back as it is
  *        { type: 'done', seal }  the chain finished; `seal`: the integrity record of a 'seal' spec
  *        { type: 'error', error: { name, code, message, exitCode } }
  * After 'done' or 'error' the thread ends by itself.
@@ -22,20 +26,32 @@ import { transferable } from './pool.js';
 import { BoundedQueue } from './queue.js';
 import type { Stage } from './stages.js';
 import type { SerialSpec } from './serial.js';
+import type { ObjectSource } from '../storage/driver.js';
+
+type Start =
+  | { type: 'specs'; specs: SerialSpec[] }
+  | { type: 'specs'; specs: SerialSpec[]; source: ObjectSource; chunkSize: number; window: number };
 
 const port = parentPort!;
-let startWith: (specs: SerialSpec[]) => void = () => undefined;
-/** Send copies of shared-memory buffers back, not the buffers (serial.ts SerialOptions.copyShared). */
-let copyShared = false;
-const specsGiven = new Promise<SerialSpec[]>((resolve) => (startWith = resolve));
+let startWith: (start: Start) => void = () => undefined;
+const specsGiven = new Promise<Start>((resolve) => (startWith = resolve));
+/** Source mode: bytes sent and not yet credited, and the wait for credit. */
+let uncredited = 0;
+let onCredit: (() => void) | undefined;
 /** The main thread bounds what it sends (serial.ts WINDOW); this queue only has to hold it. */
 const input = new BoundedQueue<Buffer>(1 << 20);
 const controller = new AbortController();
 
-port.on('message', (m: { type: 'specs'; specs: SerialSpec[]; copyShared?: boolean } | { type: 'data'; buf: Uint8Array } | { type: 'end' }) => {
+port.on('message', (m: Start | { type: 'data'; buf: Uint8Array } | { type: 'end' } | { type: 'credit'; bytes: number }) => {
   if (m.type === 'specs') {
-    copyShared = m.copyShared ?? false;
-    startWith(m.specs);
+    startWith(m);
+    return;
+  }
+  if (m.type === 'credit') {
+    uncredited -= m.bytes;
+    const w = onCredit;
+    onCredit = undefined;
+    w?.();
     return;
   }
   if (m.type === 'end') {
@@ -61,7 +77,7 @@ function build(spec: SerialSpec): Stage {
 }
 
 function send(b: Buffer): void {
-  if (b.buffer instanceof SharedArrayBuffer && !copyShared) {
+  if (b.buffer instanceof SharedArrayBuffer) {
     port.postMessage({ type: 'out', buf: b });
     return;
   }
@@ -72,10 +88,21 @@ function send(b: Buffer): void {
 
 async function main(): Promise<void> {
   try {
-    const specs = await specsGiven;
-    let stream: AsyncIterable<Buffer> = input;
-    for (const spec of specs) stream = build(spec)(stream, controller.signal);
-    for await (const b of stream) if (b.length > 0) send(b);
+    const start = await specsGiven;
+    const source = 'source' in start ? start : undefined;
+    let stream: AsyncIterable<Buffer> = source
+      ? (await import('../storage/registry.js')).readObjectSource(source.source, { chunkSize: source.chunkSize, signal: controller.signal })
+      : input;
+    for (const spec of start.specs) stream = build(spec)(stream, controller.signal);
+    for await (const b of stream) {
+      const n = b.length; // 0 once sent: its memory is transferred
+      if (n === 0) continue;
+      send(b);
+      if (!source) continue;
+      released(n); // sent away: its wrapper is garbage
+      uncredited += n;
+      while (uncredited >= source.window) await new Promise<void>((r) => (onCredit = r));
+    }
     port.postMessage({ type: 'done', seal });
   } catch (err) {
     const e = err as Partial<FloeError> & Error;

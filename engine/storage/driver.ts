@@ -12,7 +12,18 @@
  * - `remove` deletes a key and everything under it; removing an absent key is not an error.
  * Errors are StorageError (or NotFoundError for a missing object on get).
  */
-import type { SlotPool } from '../pipeline/slots.js';
+
+/**
+ * ObjectSource: where another thread can read an object by itself (readObjectSource, registry.ts): a
+ * restore's verifying thread reads a local file that way, off the main thread's event loop.
+ */
+export interface ObjectSource {
+  kind: 'local';
+  container: string;
+  key: string;
+  /** LocalStorageOptions.direct of the driver that made it. */
+  direct: boolean;
+}
 
 export interface StorageDriver {
   /** The medium, as given to --storage ("local"). */
@@ -23,11 +34,12 @@ export interface StorageDriver {
   ensureWritable(): Promise<void>;
   put(key: string, source: AsyncIterable<Buffer>, options?: { signal?: AbortSignal }): Promise<{ size: number }>;
   putSmall(key: string, data: Buffer): Promise<void>;
+  get(key: string, options?: { chunkSize?: number; signal?: AbortSignal }): AsyncIterable<Buffer>;
   /**
-   * `slots`: a driver may yield slots of this pool (local storage reading with O_DIRECT does); the
-   * consumer gives each back once done with its bytes (pipeline/slots.ts). Other drivers ignore it.
+   * source describes `key` for another thread to read with readObjectSource, or is absent (or resolves
+   * to null) where only this driver can read it. The object must exist (NotFoundError otherwise).
    */
-  get(key: string, options?: { chunkSize?: number; signal?: AbortSignal; slots?: SlotPool | null }): AsyncIterable<Buffer>;
+  source?(key: string): Promise<ObjectSource | null>;
   /** Whole small object into memory (metadata, engine_metadata). */
   getSmall(key: string): Promise<Buffer>;
   exists(key: string): Promise<boolean>;

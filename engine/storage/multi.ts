@@ -10,9 +10,8 @@
  */
 import { BoundedQueue } from '../pipeline/queue.js';
 import { DEFAULT_DEPTH } from '../pipeline/stages.js';
-import type { SlotPool } from '../pipeline/slots.js';
 import { NotFoundError } from '../errors.js';
-import type { StorageDriver } from './driver.js';
+import type { ObjectSource, StorageDriver } from './driver.js';
 
 export class MultiStorage implements StorageDriver {
   readonly kind = 'multi';
@@ -78,7 +77,7 @@ export class MultiStorage implements StorageDriver {
     await allOrFirstError(this.drivers.map((d) => d.putSmall(key, data)));
   }
 
-  get(key: string, options?: { chunkSize?: number; signal?: AbortSignal; slots?: SlotPool | null }): AsyncIterable<Buffer> {
+  get(key: string, options?: { chunkSize?: number; signal?: AbortSignal }): AsyncIterable<Buffer> {
     const pick = () => this.#holder(key);
     return {
       async *[Symbol.asyncIterator]() {
@@ -89,6 +88,11 @@ export class MultiStorage implements StorageDriver {
 
   async getSmall(key: string): Promise<Buffer> {
     return (await this.#holder(key)).getSmall(key);
+  }
+
+  async source(key: string): Promise<ObjectSource | null> {
+    const d = await this.#holder(key);
+    return d.source ? d.source(key) : null;
   }
 
   async exists(key: string): Promise<boolean> {

@@ -4,7 +4,7 @@
  * own. Only `local` exists so far; ssh, s3, swift, ftp register here when they arrive.
  */
 import { UsageError } from '../errors.js';
-import type { StorageDriver } from './driver.js';
+import type { ObjectSource, StorageDriver } from './driver.js';
 import { LocalStorage } from './local/index.js';
 
 type Factory = (container: string, options: Record<string, unknown>) => StorageDriver;
@@ -25,4 +25,9 @@ export function createStorage(kind: string, container: string, options: Record<s
     throw new UsageError(`storage '${kind}' is not supported yet (supported: ${supportedStorages().join(', ')})`);
   }
   return make(container, options);
+}
+
+/** readObjectSource reads the object `src` names (StorageDriver.source), as its driver's get() would. */
+export function readObjectSource(src: ObjectSource, options: { chunkSize: number; signal?: AbortSignal }): AsyncIterable<Buffer> {
+  return new LocalStorage(src.container, { direct: src.direct }).get(src.key, options);
 }

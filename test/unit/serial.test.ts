@@ -1,7 +1,9 @@
 /**
  * serialStage (engine/pipeline/serial.ts): encryption, sealing and verification in a thread of their own
  * give the same bytes and records as the same stages on the main thread, errors keep their class and
- * message, and stopping early never hangs.
+ * message, and stopping early never hangs. serialSource: the thread reads a local object itself, with and
+ * without O_DIRECT, verifies it, stops at tampering, keeps the storage's errors, and closes what it
+ * opened when the consumer stops.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +13,12 @@ import { serialStage } from '../../engine/pipeline/serial.js';
 import { runStages, type Stage } from '../../engine/pipeline/stages.js';
 import { decryptStage } from '../../engine/transform/encrypt.js';
 import { IntegrityRecord, sealStage, verifyStage } from '../../engine/transform/integrity.js';
-import { BadPasswordError, IntegrityError } from '../../engine/errors.js';
+import { BadPasswordError, IntegrityError, NotFoundError } from '../../engine/errors.js';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serialSource } from '../../engine/pipeline/serial.js';
+import { LocalStorage } from '../../engine/storage/local/index.js';
 
 const KEY = randomBytes(32);
 const PASSWORD = Buffer.from('serial stage password');
@@ -101,6 +108,89 @@ test('a consumer that stops early, and an upstream error, end without hanging', 
   } catch (err) {
     assert.match((err as Error).message, /upstream broke/);
   }
+});
+
+const root = mkdtempSync(join(tmpdir(), 'floe-serial-'));
+test.after(() => rmSync(root, { recursive: true, force: true }));
+
+/** stored writes `data` as object `key` of a local container and returns its record (8 MiB segments). */
+async function stored(store: LocalStorage, key: string, data: Buffer): Promise<IntegrityRecord> {
+  const rec = emptyRecord();
+  await store.put(key, runStages(pieces(data, 3 << 20), [sealStage('obj', KEY, 8 << 20, rec)]));
+  return rec;
+}
+
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+test('serialSource: the thread reads and verifies the object itself, O_DIRECT or not, for a slow consumer too', async () => {
+  // 42 MiB and a bit: more than the thread may send ahead (16 MiB) plus a segment, and a short tail
+  const data = Buffer.concat([randomBytes(21 << 20), Buffer.alloc(21 << 20, 'floe '), randomBytes(12345)]);
+  for (const direct of [true, false]) {
+    const store = new LocalStorage(join(root, `c-${direct}`), { direct });
+    const rec = await stored(store, 'data', data);
+    const src = await store.source('data');
+    assert.equal(src, { kind: 'local', container: store.container, key: 'data', direct });
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const b of serialSource(src, [{ kind: 'verify', object: 'obj', key: KEY, record: rec }], { chunkSize: 4 << 20, signal: new AbortController().signal })) {
+      assert.ok(b.length <= 4 << 20, 'chunks of at most chunkSize');
+      parts.push(b);
+      if (++n % 4 === 0) await new Promise((r) => setTimeout(r, 5)); // a consumer slower than the disk
+    }
+    assert.ok(Buffer.concat(parts).equals(data), `the object's bytes, in order (direct: ${direct})`);
+  }
+});
+
+test('serialSource: tampering stops it at the bad segment; a missing object is NotFoundError', async () => {
+  const store = new LocalStorage(join(root, 'tamper'));
+  const data = randomBytes(20 << 20);
+  const rec = await stored(store, 'data', data);
+  const file = join(store.container, 'data');
+  const bad = readFileSync(file);
+  bad[(8 << 20) + 99] ^= 1;
+  writeFileSync(file, bad);
+  let passed = 0;
+  try {
+    for await (const b of serialSource(await store.source('data'), [{ kind: 'verify', object: 'obj', key: KEY, record: rec }], { chunkSize: 4 << 20, signal: new AbortController().signal })) passed += b.length;
+    assert.unreachable('must fail');
+  } catch (err) {
+    assert.instance(err, IntegrityError);
+    assert.match((err as Error).message, /segment 2 of 3/);
+  }
+  assert.is(passed, 8 << 20, 'only the first (good) segment passed');
+
+  await store.source('nothing').then(() => assert.unreachable('must fail'), (err) => assert.instance(err, NotFoundError));
+  // gone between source() and the read: the thread's error keeps the storage's code and exit code
+  const src = await store.source('data');
+  rmSync(file);
+  try {
+    for await (const _ of serialSource(src, [{ kind: 'verify', object: 'obj', key: KEY, record: rec }], { chunkSize: 4 << 20, signal: new AbortController().signal })) { /* none */ }
+    assert.unreachable('must fail');
+  } catch (err) {
+    const e = err as NotFoundError;
+    const expected = new NotFoundError('x');
+    assert.is(e.code, expected.code);
+    assert.is(e.exitCode, expected.exitCode);
+    assert.match(e.message, /data/);
+  }
+});
+
+test('serialSource: a consumer that stops early, or an abort, ends it and closes the object', async () => {
+  const store = new LocalStorage(join(root, 'stop'));
+  const data = randomBytes(40 << 20);
+  const rec = await stored(store, 'data', data);
+  const src = await store.source('data');
+  const before = openFds();
+  for await (const _ of serialSource(src, [{ kind: 'verify', object: 'obj', key: KEY, record: rec }], { chunkSize: 4 << 20, signal: new AbortController().signal })) break;
+  const ac = new AbortController();
+  try {
+    for await (const _ of serialSource(src, [{ kind: 'verify', object: 'obj', key: KEY, record: rec }], { chunkSize: 4 << 20, signal: ac.signal })) ac.abort(new Error('stop now'));
+    assert.unreachable('must fail');
+  } catch (err) {
+    assert.match((err as Error).message, /stop now/);
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(openFds(), before, 'no descriptor left open');
 });
 
 test.run();

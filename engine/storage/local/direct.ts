@@ -18,7 +18,7 @@
  * through a second, buffered descriptor of the same file.
  */
 import { constants, promises as fsp } from 'node:fs';
-import { slotPoolOf, type SlotPool } from '../../pipeline/slots.js';
+import { slotPoolOf } from '../../pipeline/slots.js';
 
 /**
  * STAGE, STAGES: bytes per direct write, and how many stages there are (all but the one filling may be in
@@ -243,27 +243,20 @@ export function openDirectRead(file: string): Promise<fsp.FileHandle | null> {
 
 /**
  * readDirect yields the bytes of `fh` (opened by openDirectRead) in fresh buffers of at most `chunk`
- * bytes (or in slots, below). Why: an object that was written past the page cache is not in it, and reading it through the
+ * bytes. Why: an object that was written past the page cache is not in it, and reading it through the
  * cache allocates a page for every 4 KiB; a restore of 1 GiB read that way was ~1 s slower here than one
- * read from warm cache. Reads go into the aligned stages, one ahead of the one being copied out.
- * With `slots` (of STAGE bytes), a read goes into a free slot when there is one, and the slot is yielded
- * as it is, not copied: the consumer gives it back (slots.ts). A restore's verifying thread copies it
- * instead (serial.ts copyShared), which takes the copy (~0.2 s per GiB) off the extracting thread.
+ * read from warm cache. Reads go into the aligned stages, one ahead of the one being copied out. A
+ * restore runs this in its verifying thread (pipeline/serial.ts serialSource), which makes the copy.
  * Returns false, having yielded nothing, when the first read is refused (EINVAL) or there is no stage
  * memory: the caller reads buffered instead. Read errors reject.
  */
-export async function* readDirect(fh: fsp.FileHandle, chunk: number, signal?: AbortSignal, slots?: SlotPool | null): AsyncGenerator<Buffer, boolean> {
+export async function* readDirect(fh: fsp.FileHandle, chunk: number, signal?: AbortSignal): AsyncGenerator<Buffer, boolean> {
   const set = takeStages();
   if (!set) return false; // no stage memory: the caller reads buffered
   const stages = [set[0], set[1]];
-  const pool = slots && slots.slotSize === STAGE && chunk >= STAGE ? slots : null;
   const inflight: (Promise<number> | undefined)[] = [undefined, undefined];
-  /** The slot each read in flight fills, or null: it fills its stage. */
-  const into: (Buffer | null)[] = [null, null];
   const read = (i: number, pos: number) => {
-    const slot = pool?.take() ?? null;
-    into[i] = slot;
-    const p = fh.read(slot ?? stages[i], 0, STAGE, pos).then((r) => r.bytesRead);
+    const p = fh.read(stages[i], 0, STAGE, pos).then((r) => r.bytesRead);
     p.catch(() => undefined); // awaited in order below, or drained in finally
     inflight[i] = p;
   };
@@ -280,22 +273,14 @@ export async function* readDirect(fh: fsp.FileHandle, chunk: number, signal?: Ab
         throw err;
       }
       inflight[i] = undefined;
-      if (signal?.aborted) throw signal.reason; // a slot still in into[i] goes back in finally
-      const slot = into[i];
-      into[i] = null;
-      // A slot is handed on; a stage is copied out before it is read into again (the consumer keeps what
-      // it is given).
+      if (signal?.aborted) throw signal.reason;
+      // Copied out before the stage is read into again: the consumer keeps what it is given.
       const out: Buffer[] = [];
-      if (slot) {
-        if (n > 0) out.push(slot.subarray(0, n));
-        else pool!.give(slot);
-      } else {
-        for (let off = 0; off < n; off += chunk) {
-          // allocUnsafe + copy: Buffer.from(buffer) zero-fills its new memory first (~0.1 s per GiB here)
-          const b = Buffer.allocUnsafe(Math.min(chunk, n - off));
-          stages[i].copy(b, 0, off, off + b.length);
-          out.push(b);
-        }
+      for (let off = 0; off < n; off += chunk) {
+        // allocUnsafe + copy: Buffer.from(buffer) zero-fills its new memory first (~0.1 s per GiB here)
+        const b = Buffer.allocUnsafe(Math.min(chunk, n - off));
+        stages[i].copy(b, 0, off, off + b.length);
+        out.push(b);
       }
       pos += n;
       if (n < STAGE) {
@@ -307,7 +292,6 @@ export async function* readDirect(fh: fsp.FileHandle, chunk: number, signal?: Ab
     }
   } finally {
     await Promise.all(inflight.map((p) => p?.catch(() => undefined)));
-    for (const slot of into) if (slot) pool!.give(slot);
     giveStages(set);
   }
 }

@@ -14,8 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { NotFoundError, StorageError, UsageError, errnoMessage } from '../../errors.js';
-import { giveBack, type SlotPool } from '../../pipeline/slots.js';
-import type { StorageDriver } from '../driver.js';
+import { giveBack } from '../../pipeline/slots.js';
+import type { ObjectSource, StorageDriver } from '../driver.js';
 import { DirectWriter, openDirect, openDirectRead, readDirect } from './direct.js';
 
 /** DEFAULT_CHUNK: 32 MiB, Freezer's default max_segment_size, used when get() is given no chunkSize. */
@@ -116,7 +116,7 @@ export class LocalStorage implements StorageDriver {
     }
   }
 
-  get(key: string, options: { chunkSize?: number; signal?: AbortSignal; slots?: SlotPool | null } = {}): AsyncIterable<Buffer> {
+  get(key: string, options: { chunkSize?: number; signal?: AbortSignal } = {}): AsyncIterable<Buffer> {
     const file = this.#path(key);
     const chunk = options.chunkSize ?? DEFAULT_CHUNK;
     if (!Number.isSafeInteger(chunk) || chunk < 1) throw new RangeError('chunkSize must be a positive integer');
@@ -124,7 +124,7 @@ export class LocalStorage implements StorageDriver {
     const direct = this.#direct;
     return {
       async *[Symbol.asyncIterator]() {
-        if (direct && (yield* getDirect(file, key, chunk, signal, options.slots))) return;
+        if (direct && (yield* getDirect(file, key, chunk, signal))) return;
         let fh: fsp.FileHandle;
         let left: number;
         try {
@@ -154,6 +154,11 @@ export class LocalStorage implements StorageDriver {
         }
       },
     };
+  }
+
+  async source(key: string): Promise<ObjectSource> {
+    await this.size(key); // NotFoundError now, not in the thread that reads it
+    return { kind: 'local', container: this.container, key, direct: this.#direct };
   }
 
   async getSmall(key: string): Promise<Buffer> {
@@ -207,7 +212,7 @@ export class LocalStorage implements StorageDriver {
  * getDirect yields the object read with O_DIRECT (see readDirect) and returns true, or returns false,
  * having yielded nothing, where O_DIRECT is refused: the caller then reads through the page cache.
  */
-async function* getDirect(file: string, key: string, chunk: number, signal?: AbortSignal, slots?: SlotPool | null): AsyncGenerator<Buffer, boolean> {
+async function* getDirect(file: string, key: string, chunk: number, signal?: AbortSignal): AsyncGenerator<Buffer, boolean> {
   let fh: fsp.FileHandle | null;
   try {
     fh = await openDirectRead(file);
@@ -215,7 +220,7 @@ async function* getDirect(file: string, key: string, chunk: number, signal?: Abo
     throw missingOr(key, err);
   }
   if (!fh) return false;
-  const it = readDirect(fh, chunk, signal, slots);
+  const it = readDirect(fh, chunk, signal);
   try {
     for (;;) {
       let r: IteratorResult<Buffer, boolean>;
