@@ -10,13 +10,15 @@
  *    when a case may run more than once the store is copied before the first level 1 and put back
  *    before each other;
  * 4. the mutation is undone, the report is written, the work directory is removed.
+ * Nothing is deleted between runs (Bench.#aside says why): replaced stores go to a trash directory in
+ * the work directory, restored trees stay where they are.
  * A case that fails is reported with its error and the run goes on; a runner whose tools are missing is
  * listed as skipped with the reason. Nothing runs in parallel: the machine's cores are the measurement.
  *
  * Usage: node dist/bench/run.js [--size 1G] [--seed 1] [--repeat N] [--only floe,tar] [--dir D]
  *        [--work D] [--timeout S] [--fraction 0.01] [--out DIR] [--no-write] [--keep]
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -153,7 +155,33 @@ function errorText(m: Measurement): string {
 
 class Bench {
   readonly cases: CaseResult[] = [];
-  constructor(readonly o: Options, readonly env: BenchEnv, readonly dataset: Dataset) {}
+  readonly #trash: string;
+  #trashed = 0;
+  constructor(readonly o: Options, readonly env: BenchEnv, readonly dataset: Dataset) {
+    this.#trash = join(env.work, 'trash');
+  }
+
+  /**
+   * aside moves what a run leaves (a store, a repository's cache, a restored tree) into the work
+   * directory's trash, which goes with the work directory at the end, instead of deleting it between
+   * runs. Why: after GBs were deleted, this VM's ext4 (journal-less, mounted with discard) spent 2-4x
+   * the system time creating files for a minute or more: the same uncompressed restore took 1.7 s in a
+   * quiet file system and 3.4-3.9 s after the full backups' earlier stores were deleted, tar -xf 0.7 s
+   * and 3-4 s. #makeRoom empties the trash when the disk runs short.
+   */
+  #aside(...paths: (string | undefined)[]): void {
+    for (const p of paths) {
+      if (!p || !existsSync(p)) continue;
+      mkdirSync(this.#trash, { recursive: true });
+      renameSync(p, join(this.#trash, String(this.#trashed++)));
+    }
+  }
+
+  /** makeRoom deletes the trash when less than twice the dataset (plus 2 GiB) is free for the next run. */
+  #makeRoom(): void {
+    const free = statfsSync(this.env.work);
+    if (free.bavail * free.bsize < 2 * this.dataset.bytes + 2 * 2 ** 30) rmSync(this.#trash, { recursive: true, force: true });
+  }
 
   #start(r: Runner, group: Group, name = r.name, role = r.role): CaseResult {
     const c: CaseResult = { group, name, tool: r.tool, role, compression: r.compression, encrypted: r.encrypted, status: 'ok', warnings: [], runs: [] };
@@ -189,6 +217,7 @@ class Bench {
     let runs = 1;
     for (let i = 0; i < runs; i++) {
       try {
+        this.#makeRoom();
         await before(i);
       } catch (e) {
         this.#fail(c, `set-up: ${(e as Error).message}`);
@@ -208,17 +237,21 @@ class Bench {
 
   async full(r: Runner): Promise<CaseResult> {
     const c = this.#start(r, 'full');
-    if (!(await this.#runs(c, () => r.reset(), () => r.backup()))) return c;
+    const fresh = () => {
+      this.#aside(r.store, ...r.stateDirs);
+      return r.reset();
+    };
+    if (!(await this.#runs(c, fresh, () => r.backup()))) return c;
     return this.#finish(c, r.store ? (await treeStats(r.store)).bytes : null);
   }
 
   /**
-   * Restored trees kept until clearRestores (when keepRestores): each run restores into a directory of
-   * its own, so no restore runs just after the previous one deleted ~18k files. On a journal-less ext4
-   * (this VM's root) a new inode skips those deleted in the last 60-360 s (fs/ext4/ialloc.c
-   * recently_deleted), and file creation then took 2-5x longer: restore times depended on what ran before.
+   * Restored trees kept to the end (when keepRestores): each run restores into a directory of its own,
+   * so no restore runs just after the previous one deleted ~18k files. On a journal-less ext4 (this VM's
+   * root) a new inode skips those deleted in the last 60-360 s (fs/ext4/ialloc.c recently_deleted), and
+   * file creation then took 2-5x longer: restore times depended on what ran before. Without room for
+   * them all, each goes to the trash after its case (see #aside).
    */
-  readonly #restored: string[] = [];
   keepRestores = false;
 
   async restore(r: Runner, base: TreeStats): Promise<CaseResult | undefined> {
@@ -227,23 +260,17 @@ class Bench {
     if (!this.#backupOk(r)) return this.#fail(c, 'no backup to restore (its full backup failed)');
     let target = '';
     const fresh = (i: number) => {
-      target = join(this.env.work, this.keepRestores ? `restore-${r.id}-${i}` : 'restore');
-      rmSync(target, { recursive: true, force: true });
+      if (target && !this.keepRestores) this.#aside(target);
+      target = join(this.env.work, `restore-${r.id}-${i}`);
       mkdirSync(target);
-      if (this.keepRestores) this.#restored.push(target);
     };
     if (!(await this.#runs(c, fresh, () => r.restore!.command(target)))) return c;
     const got = await treeStats(target);
     if (got.files !== base.files || got.bytes !== base.bytes) {
       c.warnings.push(`restored ${got.files} files / ${got.bytes} bytes, the dataset has ${base.files} / ${base.bytes}`);
     }
-    if (!this.keepRestores) rmSync(target, { recursive: true, force: true });
+    if (!this.keepRestores) this.#aside(target);
     return this.#finish(c, null);
-  }
-
-  /** clearRestores deletes the restored trees kept so far. */
-  clearRestores(): void {
-    for (const t of this.#restored.splice(0)) rmSync(t, { recursive: true, force: true });
   }
 
   async level1(r: Runner): Promise<CaseResult> {
@@ -255,7 +282,7 @@ class Bench {
     const parts = [store, ...r.stateDirs];
     const copy = (from: (p: string, i: number) => string, to: (p: string, i: number) => string) => {
       parts.forEach((p, i) => {
-        rmSync(to(p, i), { recursive: true, force: true });
+        this.#aside(to(p, i));
         const res = run(['cp', '-a', from(p, i), to(p, i)]);
         if (res.code !== 0) throw new Error(`cp -a: ${res.stderr.trim()}`);
       });
@@ -268,16 +295,16 @@ class Bench {
         copy((p) => p, inSnap);
       } else copy(inSnap, (p) => p);
     }, () => r.backup());
-    rmSync(snap, { recursive: true, force: true });
+    this.#aside(snap);
     if (!ok) return c;
     const problem = r.checkLevel1?.();
     if (problem) c.warnings.push(problem);
     return this.#finish(c, (await treeStats(store)).bytes - before);
   }
 
-  /** drop deletes a runner's store once no later case needs it. */
+  /** drop puts a runner's store aside once no later case needs it. */
   drop(r: Runner): void {
-    for (const p of [r.store, ...r.stateDirs]) if (p) rmSync(p, { recursive: true, force: true });
+    this.#aside(r.store, ...r.stateDirs);
   }
 
   #backupOk(r: Runner): boolean {
@@ -352,8 +379,7 @@ async function main(argv: string[]): Promise<number> {
     if (!bench.keepRestores) log(`  not enough free space to keep ${restores} restored trees: each is deleted after its case`);
     await warm(dataset.tree);
     for (const r of runners) await bench.restore(r, base);
-    bench.clearRestores();
-    for (const r of runners.filter((x) => !x.level1)) bench.drop(r); // disk: a 4G run keeps ~30 GB of stores otherwise
+    for (const r of runners.filter((x) => !x.level1)) bench.drop(r); // the trash goes first when the disk runs short
     const chained = runners.filter((r) => r.level1);
     if (chained.length) {
       // Freezer names backups by whole seconds and GNU tar compares times: keep a second on each side.
