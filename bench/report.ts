@@ -66,7 +66,8 @@ export interface Report {
   dataset: { dir: string; seed: number; bytes: number; files: number; incompressibleBytes: number; classes: Record<string, { files: number; bytes: number }>; generateS: number; reused: boolean };
   mutation: { fraction: number; seed: number; files: number; bytesWritten: number } | null;
   /** repeat: runs per case, or (the default, AUTO_REPEAT) `shortRuns` runs of a case whose first run took under `underS` s. */
-  options: { repeat: number | { shortRuns: number; underS: number }; only: string[] | null; timeoutS: number };
+  /** dropCaches: the page cache was dropped before every run, and the dataset read again before each backup. */
+  options: { repeat: number | { shortRuns: number; underS: number }; only: string[] | null; timeoutS: number; dropCaches?: boolean };
   skipped: { name: string; reason: string }[];
   cases: CaseResult[];
   bestPeer: Partial<Record<Group, string>>;
@@ -211,7 +212,7 @@ export function renderMarkdown(r: Report): string {
     `Dataset: ${formatSize(d.bytes)} (${d.bytes} bytes), seed ${d.seed}, ${d.files} files (${d.classes.small?.files} small, ${d.classes.medium?.files} medium, ${d.classes.large?.files} large), ${Math.round((1 - d.incompressibleBytes / d.bytes) * 100)}% compressible; ${d.reused ? 'reused' : `generated in ${d.generateS.toFixed(1)} s`}.` +
       (r.mutation ? ` Level 1: ${r.mutation.files} files changed (${(r.mutation.fraction * 100).toFixed(1)}% of each size class, ${mib(r.mutation.bytesWritten)} MiB written), mutation seed ${r.mutation.seed}.` : ''),
     '',
-    `Method: page cache warm, \`sync\` before each run, an empty store before each full backup, ${method(r.options.repeat)}; MB/s = dataset bytes / wall (MB = 10^6 B); CPU = user + sys of the whole process tree; peak RSS = largest single process (ru_maxrss); stored = bytes the case added to its store; "x" columns are throughput ratios (above 1 = faster).${r.options.only ? ` Only: ${r.options.only.join(', ')}.` : ''} See bench/README.md.`,
+    `Method: ${r.options.dropCaches ? '`sync` and the page cache dropped before each run, then the dataset read into it again before each backup (restores read their store cold, as after a reboot)' : 'page cache warm, `sync` before each run'}, an empty store before each full backup, ${method(r.options.repeat)}; MB/s = dataset bytes / wall (MB = 10^6 B); CPU = user + sys of the whole process tree; peak RSS = largest single process (ru_maxrss); stored = bytes the case added to its store; "x" columns are throughput ratios (above 1 = faster).${r.options.only ? ` Only: ${r.options.only.join(', ')}.` : ''} See bench/README.md.`,
     '',
   ];
   for (const group of ['full', 'level1', 'restore'] as const) {
