@@ -400,7 +400,7 @@ async function main(argv: string[]): Promise<number> {
     const free = statfsSync(work);
     // every restored tree kept (see Bench.keepRestores), if the disk holds them with 2 GiB to spare
     bench.keepRestores = free.bavail * free.bsize > restores * dataset.bytes * 1.2 + 2 * 2 ** 30;
-    if (!bench.keepRestores) log(`  not enough free space to keep ${restores} restored trees: each is deleted after its case`);
+    if (!bench.keepRestores) log(`  not enough free space to keep ${restores} restored trees: each goes to the trash after its case`);
     await warm(dataset.tree);
     for (const r of runners) await bench.restore(r, base);
     for (const r of runners.filter((x) => !x.level1)) bench.drop(r); // the trash goes first when the disk runs short
