@@ -10,8 +10,8 @@
  *    when a case may run more than once the store is copied before the first level 1 and put back
  *    before each other;
  * 4. the mutation is undone, the report is written, the work directory is removed.
- * Nothing is deleted between runs (Bench.#aside says why): replaced stores go to a trash directory in
- * the work directory, restored trees stay where they are.
+ * Nothing is deleted between runs (Bench.#aside says why): replaced stores and restored trees go to a
+ * trash directory in the work directory.
  * A case that fails is reported with its error and the run goes on; a runner whose tools are missing is
  * listed as skipped with the reason. Nothing runs in parallel: the machine's cores are the measurement.
  *
@@ -265,24 +265,22 @@ class Bench {
     return this.#finish(c, r.store ? (await treeStats(r.store)).bytes : null);
   }
 
-  /**
-   * Restored trees kept to the end (when keepRestores): each run restores into a directory of its own,
-   * so no restore runs just after the previous one deleted ~18k files. On a journal-less ext4 (this VM's
-   * root) a new inode skips those deleted in the last 60-360 s (fs/ext4/ialloc.c recently_deleted), and
-   * file creation then took 2-5x longer: restore times depended on what ran before. Without room for
-   * them all, each goes to the trash after its case (see #aside).
-   */
-  keepRestores = false;
   /** Drop the page cache before each run (then re-read the dataset for a backup): see dropCaches. */
   dropping = false;
 
+  /**
+   * restore: each run restores into a directory of its own, put aside (not deleted) after the run: on a
+   * journal-less ext4 (this VM's root) a new inode skips those deleted in the last 60-360 s
+   * (fs/ext4/ialloc.c recently_deleted), and creating 18k files just after deleting 18k others took 2-5x
+   * longer.
+   */
   async restore(r: Runner, base: TreeStats): Promise<CaseResult | undefined> {
     if (!r.restore) return undefined;
     const c = this.#start(r, 'restore', r.restore.name, r.restore.role);
     if (!this.#backupOk(r)) return this.#fail(c, 'no backup to restore (its full backup failed)');
     let target = '';
     const fresh = (i: number) => {
-      if (target && !this.keepRestores) this.#aside(target);
+      if (target) this.#aside(target);
       target = join(this.env.work, `restore-${r.id}-${i}`);
       mkdirSync(target);
     };
@@ -291,7 +289,7 @@ class Bench {
     if (got.files !== base.files || got.bytes !== base.bytes) {
       c.warnings.push(`restored ${got.files} files / ${got.bytes} bytes, the dataset has ${base.files} / ${base.bytes}`);
     }
-    if (!this.keepRestores) this.#aside(target);
+    this.#aside(target);
     return this.#finish(c, null);
   }
 
@@ -396,11 +394,6 @@ async function main(argv: string[]): Promise<number> {
     await warm(dataset.tree);
     for (const r of runners) await bench.full(r);
     log('restores');
-    const restores = runners.filter((r) => r.restore).length * runsOf(o.repeat, 0);
-    const free = statfsSync(work);
-    // every restored tree kept (see Bench.keepRestores), if the disk holds them with 2 GiB to spare
-    bench.keepRestores = free.bavail * free.bsize > restores * dataset.bytes * 1.2 + 2 * 2 ** 30;
-    if (!bench.keepRestores) log(`  not enough free space to keep ${restores} restored trees: each goes to the trash after its case`);
     await warm(dataset.tree);
     for (const r of runners) await bench.restore(r, base);
     for (const r of runners.filter((x) => !x.level1)) bench.drop(r); // the trash goes first when the disk runs short
