@@ -181,9 +181,9 @@ class Bench {
    * aside moves what a run leaves (a store, a repository's cache, a restored tree) into the work
    * directory's trash, which goes with the work directory at the end, instead of deleting it between
    * runs. Why: after GBs were deleted, this VM's ext4 (journal-less, mounted with discard) spent 2-4x
-   * the system time creating files for a minute or more: the same uncompressed restore took 1.7 s in a
-   * quiet file system and 3.4-3.9 s after the full backups' earlier stores were deleted, tar -xf 0.7 s
-   * and 3-4 s. #makeRoom empties the trash when the disk runs short.
+   * the system time creating files for minutes: tar -xf of the 1 GiB dataset took 3.1-4.1 s (system
+   * 3.0-3.9 s) just after ~25 GB were deleted, 0.7-0.9 s otherwise; floe's restore 4.1-4.4 s against
+   * 1.5-1.7 s. #makeRoom empties the trash when the disk runs short.
    */
   #aside(...paths: (string | undefined)[]): void {
     for (const p of paths) {
