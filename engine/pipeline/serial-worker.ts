@@ -25,12 +25,7 @@ import { released } from './gc.js';
 import { transferable } from './pool.js';
 import { BoundedQueue } from './queue.js';
 import type { Stage } from './stages.js';
-import type { SerialSpec } from './serial.js';
-import type { ObjectSource } from '../storage/driver.js';
-
-type Start =
-  | { type: 'specs'; specs: SerialSpec[] }
-  | { type: 'specs'; specs: SerialSpec[]; source: ObjectSource; chunkSize: number; window: number };
+import type { SerialSpec, SerialStart as Start } from './serial.js';
 
 const port = parentPort!;
 let startWith: (start: Start) => void = () => undefined;

@@ -79,7 +79,8 @@ export function serialSource(source: ObjectSource, specs: SerialSpec[], options:
  */
 const SOURCE_WINDOW = 16 * 1024 * 1024;
 
-type Start =
+/** The first message to a serial thread (serial-worker.ts): a chain fed by messages, or one over a source. */
+export type SerialStart =
   | { type: 'specs'; specs: SerialSpec[] }
   | { type: 'specs'; specs: SerialSpec[]; source: ObjectSource; chunkSize: number; window: number };
 
@@ -88,7 +89,7 @@ type Start =
  * feed, lets it read its own source and sends credits for what the consumer takes; yields its output.
  */
 async function* drive(
-  start: Start,
+  start: SerialStart,
   results: SerialResults,
   signal: AbortSignal,
   feed: { input: AsyncIterable<Buffer>; window: number } | null,

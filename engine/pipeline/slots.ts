@@ -10,7 +10,7 @@
  *
  * Contract: take() hands out a whole slot, or null when every slot is out (the caller then allocates as
  * before). The last consumer of a slot's bytes gives it back with give() once it no longer needs them:
- * local storage after writing it (a backup). A slot that is never given back is only lost to the pool, so a pool
+ * local storage after writing it. A slot that is never given back is only lost to the pool, so a pool
  * must feed a chain with exactly one last consumer (one storage, not a tee). Slots are views of one
  * shared WebAssembly.Memory (whose backing store is page-aligned, unlike a Buffer's).
  */
