@@ -306,27 +306,23 @@ class Extractor {
     await utimes(abs, this.#atime, h.mtime);
   }
 
-  /**
-   * file writes a regular or sparse member to a temporary name, then renames it into place; a small one
-   * goes straight to its own name where that is free (#smallFile).
-   */
+  /** file writes a regular or sparse member to a temporary name, then renames it into place. */
   async #file(abs: string, h: TarHeader, data: AsyncIterable<Buffer>, whole?: Buffer): Promise<void> {
+    const tmp = tempName(abs);
     if (h.type === '0' && h.size <= SMALL_FILE && !this.#opts.sparseAware) {
       // written synchronously below, before the reader moves on: the reader's view needs no copy
       const buf = whole ?? await collect(data, SMALL_FILE, h.name);
       if (buf.length !== h.size) throw new IntegrityError(`truncated archive: ${h.name} has ${buf.length} of ${h.size} bytes`);
-      const blocked = this.#smallFile(abs, h, buf);
-      if (blocked === null) return;
+      if (this.#smallFile(tmp, abs, h, buf)) return;
       try { // something was in the way of the rename
         await this.#clear(abs, h.name);
-        await rename(blocked, abs);
+        await rename(tmp, abs);
       } catch (err) {
-        await unlink(blocked).catch(() => undefined);
+        await unlink(tmp).catch(() => undefined);
         throw err;
       }
       return;
     }
-    const tmp = tempName(abs);
     const fh = await open(tmp, 'wx', 0o600);
     let closed = false;
     let done = false;
@@ -351,26 +347,13 @@ class Extractor {
   }
 
   /**
-   * smallFile writes an in-memory file with synchronous calls (see SMALL_FILE).
-   * Where its name is free (a restore into an empty directory: every file) it is created under that name
-   * with O_EXCL, which never follows a symlink planted there, and removed again if writing it fails. The
-   * temporary name and the rename cost ~3.8 us of the ~25 us each file took (rename alone: 69 ms of
-   * 18,263 files). Where the name is taken, it is written to a temporary name and renamed over what is
-   * there, as large files are. Returns null when done, or the temporary name when the rename found
-   * something in the way: the caller clears that and renames again.
+   * smallFile writes an in-memory file with synchronous calls (see SMALL_FILE). Returns false when the final
+   * rename found something in the way: the caller clears it and renames again (the temp file then exists).
    */
-  #smallFile(abs: string, h: TarHeader, buf: Buffer): string | null {
-    let name = abs;
-    let fd: number;
-    try {
-      fd = openSync(abs, 'wx', 0o600);
-    } catch (err) {
-      if (!isCode(err, 'EEXIST')) throw err;
-      name = tempName(abs);
-      fd = openSync(name, 'wx', 0o600);
-    }
+  #smallFile(tmp: string, abs: string, h: TarHeader, buf: Buffer): boolean {
+    const fd = openSync(tmp, 'wx', 0o600);
     let closed = false;
-    let outcome: 'done' | 'blocked' | 'failed' = 'failed';
+    let outcome: 'renamed' | 'blocked' | 'failed' = 'failed';
     try {
       for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, off);
       this.#count(buf.length);
@@ -380,21 +363,17 @@ class Extractor {
       futimesSync(fd, this.#atime, h.mtime);
       closeSync(fd);
       closed = true;
-      if (name === abs) {
-        outcome = 'done';
-        return null;
-      }
       try {
-        renameSync(name, abs);
-        outcome = 'done';
+        renameSync(tmp, abs);
+        outcome = 'renamed';
       } catch (err) {
         if (!isCode(err, 'EEXIST', 'EISDIR', 'ENOTEMPTY')) throw err;
         outcome = 'blocked';
       }
-      return outcome === 'done' ? null : name;
+      return outcome === 'renamed';
     } finally {
       if (!closed) try { closeSync(fd); } catch { /* already failing */ }
-      if (outcome === 'failed') try { unlinkSync(name); } catch { /* best effort */ }
+      if (outcome === 'failed') try { unlinkSync(tmp); } catch { /* best effort */ }
     }
   }
 
