@@ -338,10 +338,12 @@ test('overwrite: a file replaces a symlink, a directory replaces a file, and vic
     writeFileSync(join(target, 'was-file'), 'old');
     writeFileSync(join(dir, 'victim'), 'do not touch');
     symlinkSync(join(dir, 'victim'), join(target, 'was-link'));
+    symlinkSync(join(dir, 'planted'), join(target, 'was-dangling'));
     const archive = Buffer.concat([
       member({ name: './was-dir' }, 'now a file'),
       member({ name: './was-file/', type: '5', mode: 0o755 }),
       member({ name: './was-link' }, 'replaced the link'),
+      member({ name: './was-dangling', mode: 0o640 }, 'replaced the dangling link'),
       END_OF_ARCHIVE,
     ]);
     await extractTar(fromBuffer(archive), { target, incremental: false });
@@ -349,6 +351,12 @@ test('overwrite: a file replaces a symlink, a directory replaces a file, and vic
     assert.ok(lstatSync(join(target, 'was-file')).isDirectory());
     assert.ok(lstatSync(join(target, 'was-link')).isFile());
     assert.is(readFileSync(join(dir, 'victim'), 'utf8'), 'do not touch');
+    // a dangling link is replaced too, and nothing is created where it pointed
+    assert.ok(lstatSync(join(target, 'was-dangling')).isFile());
+    assert.is(readFileSync(join(target, 'was-dangling'), 'utf8'), 'replaced the dangling link');
+    assert.is(lstatSync(join(target, 'was-dangling')).mode & 0o777, 0o640);
+    assert.not.ok(existsSync(join(dir, 'planted')), 'nothing written through the link');
+    assert.equal(readdirSync(target).filter((n) => n.startsWith('.floe-')), [], 'no temporary file left');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -361,8 +361,10 @@ class Extractor {
       if (owner) this.#chownSyncWarn(h.name, () => fchownSync(fd, owner.uid, owner.gid));
       fchmodSync(fd, h.mode & 0o7777); // after chown, which clears setuid/setgid
       futimesSync(fd, this.#atime, h.mtime);
-      closeSync(fd);
+      // Marked first: Linux frees the descriptor even when close fails, and a second close could hit a
+      // descriptor another thread has opened since (the thread pool's).
       closed = true;
+      closeSync(fd);
       try {
         renameSync(tmp, abs);
         outcome = 'renamed';
