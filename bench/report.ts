@@ -65,8 +65,11 @@ export interface Report {
   versions: Record<string, string>;
   dataset: { dir: string; seed: number; bytes: number; files: number; incompressibleBytes: number; classes: Record<string, { files: number; bytes: number }>; generateS: number; reused: boolean };
   mutation: { fraction: number; seed: number; files: number; bytesWritten: number } | null;
-  /** repeat: runs per case, or (the default, AUTO_REPEAT) `shortRuns` runs of a case whose first run took under `underS` s. */
-  /** dropCaches: the page cache was dropped before every run, and the dataset read again before each backup. */
+  /**
+   * repeat: runs per case, or (the default, AUTO_REPEAT) `shortRuns` runs of a case whose first run took
+   * under `underS` s. dropCaches: the page cache was dropped before every run, and the dataset read again
+   * before each backup.
+   */
   options: { repeat: number | { shortRuns: number; underS: number }; only: string[] | null; timeoutS: number; dropCaches?: boolean };
   skipped: { name: string; reason: string }[];
   cases: CaseResult[];

@@ -173,7 +173,8 @@ class Bench {
   readonly cases: CaseResult[] = [];
   readonly #trash: string;
   #trashed = 0;
-  constructor(readonly o: Options, readonly env: BenchEnv, readonly dataset: Dataset) {
+  /** dropping: drop the page cache before each run (then re-read the dataset for a backup): see dropCaches. */
+  constructor(readonly o: Options, readonly env: BenchEnv, readonly dataset: Dataset, readonly dropping: boolean) {
     this.#trash = join(env.work, 'trash');
   }
 
@@ -264,9 +265,6 @@ class Bench {
     if (!(await this.#runs(c, fresh, () => r.backup()))) return c;
     return this.#finish(c, r.store ? (await treeStats(r.store)).bytes : null);
   }
-
-  /** Drop the page cache before each run (then re-read the dataset for a backup): see dropCaches. */
-  dropping = false;
 
   /**
    * restore: each run restores into a directory of its own, put aside (not deleted) after the run: on a
@@ -384,8 +382,7 @@ async function main(argv: string[]): Promise<number> {
   const each = typeof o.repeat === 'number' ? `${o.repeat} run(s) each` : `${o.repeat.shortRuns} runs of a case under ${o.repeat.underS} s, else 1`;
   log(`work directory ${work}; ${runners.length} runners, ${each}, timeout ${env.timeoutS} s per run`);
 
-  const bench = new Bench(o, env, dataset);
-  bench.dropping = dropCaches();
+  const bench = new Bench(o, env, dataset, dropCaches());
   if (!bench.dropping) log('  cannot drop the page cache (not root): each run starts with what the runs before left cached');
   let mutation: MutationResult | null = null;
   try {
