@@ -13,7 +13,7 @@ import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ExitCode, FloeError, InterruptedError, UsageError } from '../errors.js';
 import { runAction } from '../actions/index.js';
-import { closeSharedPool } from '../pipeline/pool.js';
+import { closeSharedPool, prewarmSharedPool } from '../pipeline/pool.js';
 import { prewarmSerialWorker } from '../pipeline/serial.js';
 import { ACTIONS, ActionName } from './options.js';
 import { AgentOptions, Raw, defaults, parseArgv, readIni } from './parse.js';
@@ -68,6 +68,10 @@ export async function main(argv: string[]): Promise<number> {
     const opts = mergeOptions(parsed.cli, action);
     // Every backup and restore runs a serial stage: its thread loads while the action's modules do.
     if (opts.action === 'backup' || opts.action === 'restore') prewarmSerialWorker();
+    // A backup that compresses with gzip or zstd uses every pool thread: they load during the scan.
+    if (opts.action === 'backup' && opts.engine === 'tar' && (opts.compression === 'gzip' || opts.compression === 'zstd')) {
+      prewarmSharedPool(opts.compression);
+    }
     out = new Output({
       json: opts.json, quiet: opts.quiet, logFile: opts.log_file,
       stdoutReserved: opts.metadata_out === '-',

@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { isMainThread, parentPort } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type * as Zlib from 'node:zlib';
 import type * as Crypto from 'node:crypto';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
@@ -157,6 +157,15 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   }
   return { error: { code: 'FLOE_ERR_WORKER', message: `unknown task ${(task as { op: string }).op}` } };
 }
+
+// A prestarted pool (pool.ts, prewarmSharedPool) names the module its first tasks will need: load it now,
+// while nothing waits for this thread. A failure here is left to the first task to report: a worker that
+// threw while loading would be replaced by Piscina (it keeps minThreads alive), again and again.
+const preload = (workerData as { preload?: unknown } | undefined)?.preload;
+try {
+  if (preload === 'zstd') zstdFrame(new Uint8Array(0), 1);
+  else if (preload === 'gzip') zlib();
+} catch { /* reported by the first task that needs it */ }
 
 // The last statement of this module: tells the pool that this worker has finished loading (pool.ts).
 if (!isMainThread) parentPort?.postMessage({ [WORKER_LOADED]: true });

@@ -54,6 +54,29 @@ test('parallel zstd: frames read by zstd -d', async () => {
   assert.ok(execFileSync('zstd', ['-dc'], { input: z, maxBuffer: 1 << 28 }).equals(data));
 });
 
+test('a pool without prestart starts no thread until work comes', async () => {
+  const lazy = new WorkerPool({ threads: 2 });
+  assert.is(lazy.started, 0);
+  await lazy.destroy();
+});
+
+test('a prestarted pool: its threads are up before any task, compress correctly, and it closes', async () => {
+  for (const preload of ['zstd', 'gzip'] as const) {
+    const warm = new WorkerPool({ threads: 2, prestart: { preload } });
+    try {
+      assert.is(warm.started, 2, `${preload}: both threads started before any task`);
+      const data = sample();
+      const out = await collect(parallelCompressStage(preload, { pool: warm, blockSize: 1 << 20 })(chunks(data, 555555), new AbortController().signal));
+      const back = preload === 'zstd' ? execFileSync('zstd', ['-dc'], { input: out, maxBuffer: 1 << 28 }) : gunzipSync(out);
+      assert.ok(back.equals(data), `${preload}: round trip`);
+    } finally {
+      await warm.destroy();
+    }
+  }
+  // destroyed straight away, while its threads still load: no abort, no hang
+  await new WorkerPool({ threads: 2, prestart: { preload: 'zstd' } }).destroy();
+});
+
 test('worker results go back marked for transfer (Piscina moves them, no copy)', async () => {
   const { createRequire } = await import('node:module');
   const require = createRequire(import.meta.url);
