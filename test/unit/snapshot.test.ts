@@ -123,4 +123,20 @@ test('PreviousState: new, moved and known directories; the time rule', () => {
   assert.ok(prev.changed(0n, 1500n), 'ctime alone (chmod, chown, rename) counts');
 });
 
+test('changedMs, on the ms times of a plain stat: never misses a change, re-dumps at most 2 us early', () => {
+  assert.ok(new PreviousState(null).changedMs(0, 0), 'level 0');
+  // a time of today, with sub-microsecond digits, in ns; the same instants as a plain stat gives them
+  const t = 1_795_776_371_123_456_789n;
+  const ms = (ns: bigint) => Number(ns / 1_000_000n) + Number(ns % 1_000_000n) / 1e6;
+  const prev = new PreviousState({ version: 2, timeNs: t, directories: [] });
+  for (const d of [0n, 1n, 250n, 999n, 1_000n, 123_456n, 10n ** 9n]) {
+    assert.ok(prev.changedMs(ms(t + d), 0), `mtime ${d} ns after the snapshot time`);
+    assert.ok(prev.changedMs(0, ms(t + d)), `ctime ${d} ns after the snapshot time`);
+    assert.is(prev.changedMs(ms(t + d), 0), prev.changed(t + d, 0n));
+  }
+  assert.not.ok(prev.changedMs(ms(t - 3_000n), ms(t - 3_000n)), '3 us before: unchanged');
+  assert.not.ok(prev.changedMs(ms(t - 10n ** 9n), 0), 'a second before: unchanged');
+  assert.ok(prev.changedMs(ms(t - 1_000n), 0), 'within the 2 us margin: dumped again (harmless)');
+});
+
 test.run();

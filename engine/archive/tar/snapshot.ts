@@ -28,6 +28,8 @@ export const SNAPSHOT_HEADER = 'GNU tar-1.34-2\n';
 export const SNAPSHOT_FORMAT = 2;
 
 const BILLION = 1_000_000_000n;
+/** CHANGED_MARGIN_MS: how far before the snapshot time changedMs counts a time as changed (2 us). */
+const CHANGED_MARGIN_MS = 0.002;
 
 /** SnapshotDirectory is one directory record. */
 export interface SnapshotDirectory {
@@ -238,6 +240,8 @@ export class PreviousState {
   readonly #dirs = new Map<string, SnapshotDirectory>();
   readonly #timeNs: bigint | null;
   readonly #checkDevice: boolean;
+  /** The snapshot time in ms less CHANGED_MARGIN_MS, for changedMs (made on first use). */
+  #timeMs: number | undefined;
 
   /**
    * @param checkDevice compare device numbers too. Freezer runs tar with `--no-check-device` (an LVM
@@ -275,5 +279,17 @@ export class PreviousState {
   /** changed: mtime or ctime at or after the previous snapshot time (always true at level 0). */
   changed(mtimeNs: bigint, ctimeNs: bigint): boolean {
     return this.#timeNs === null || mtimeNs >= this.#timeNs || ctimeNs >= this.#timeNs;
+  }
+
+  /**
+   * changedMs is `changed` for the millisecond times of a plain (not bigint) stat, which the scan uses for
+   * files: a bigint stat makes ~20 BigInts and Dates per entry. A double holds today's times in ms to
+   * ~0.25 us, and the snapshot time is taken to the whole microsecond, so a file counts as changed from
+   * CHANGED_MARGIN_MS before the snapshot time on: the error can only re-dump a file, never miss one.
+   */
+  changedMs(mtimeMs: number, ctimeMs: number): boolean {
+    if (this.#timeNs === null) return true;
+    this.#timeMs ??= Number(this.#timeNs / 1000n) / 1000 - CHANGED_MARGIN_MS;
+    return mtimeMs >= this.#timeMs || ctimeMs >= this.#timeMs;
   }
 }

@@ -29,9 +29,9 @@
  */
 import {
   closeSync, fstatSync, lstatSync, openSync, read, readlinkSync, readSync, statSync, constants as fsc,
-  type BigIntStats,
+  type BigIntStats, type Stats,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { errnoMessage, SourceError } from '../../errors.js';
 import type { SlotPool } from '../../pipeline/slots.js';
 import { noProgress, type Progress } from '../../progress.js';
@@ -199,6 +199,8 @@ class BackupRun {
   readonly #probe = Buffer.allocUnsafe(1);
   #prev = new PreviousState(null);
   #base = '';
+  /** #base with one trailing '/': what #abs puts before a relative name. */
+  #prefix = '';
   #single = false;
   #scratch: Buffer | null = null;
 
@@ -217,6 +219,7 @@ class BackupRun {
     const rootStats = await statRoot(this.#opts.root);
     this.#single = !rootStats.isDirectory();
     this.#base = this.#single ? dirname(this.#opts.root) : this.#opts.root;
+    this.#prefix = this.#base.endsWith('/') ? this.#base : `${this.#base}/`;
     if (this.#single) {
       yield* this.#singleFile();
     } else if (!this.#exclude('')) {
@@ -245,7 +248,9 @@ class BackupRun {
   }
 
   #abs(rel: string): string {
-    return join(this.#base, rel);
+    // `rel` is made of names readdir gave ('/'-joined, never '.' or '..'): nothing for join() to normalize,
+    // and join cost ~10 ms of the scan of 18k entries.
+    return rel === '' ? this.#base : this.#prefix + rel;
   }
 
   #memberName(rel: string): string {
@@ -356,21 +361,24 @@ class BackupRun {
   #classify(rel: string, listing: { name: string; isDirectory(): boolean; isSymbolicLink(): boolean }[],
     children: Children, previous: Set<string> | null, dev: bigint): DumpdirRecord[] {
     const isNew = (n: string) => children === 'all' || !previous || !previous.has(n);
+    const devNumber = Number(dev);
     return listing.map((d) => {
       const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
       if (this.#exclude(childRel)) return { kind: 'N', name: d.name };
       if (d.isDirectory()) return { kind: 'D', name: d.name };
       if (!(this.#follow && d.isSymbolicLink()) && isNew(d.name)) return { kind: 'Y', name: d.name };
-      let st: BigIntStats;
+      let st: Stats;
       try {
-        st = this.#statSync(this.#abs(childRel));
+        // a plain stat (PreviousState.changedMs says why): this is the one stat of every unchanged file
+        const path = this.#abs(childRel);
+        st = this.#follow ? statSync(path) : lstatSync(path);
       } catch (err) {
         this.#warn(`./${childRel}: ${statProblem(err)}`);
         return { kind: 'N', name: d.name };
       }
       if (st.isDirectory()) return { kind: 'D', name: d.name };
-      if (st.dev !== dev) return { kind: 'N', name: d.name }; // --one-file-system: mounted from elsewhere
-      const dump = isNew(d.name) || this.#prev.changed(st.mtimeNs, st.ctimeNs);
+      if (st.dev !== devNumber) return { kind: 'N', name: d.name }; // --one-file-system: mounted from elsewhere
+      const dump = isNew(d.name) || this.#prev.changedMs(st.mtimeMs, st.ctimeMs);
       return { kind: dump ? 'Y' : 'N', name: d.name };
     });
   }
