@@ -103,9 +103,10 @@ if (skipReason) {
 
       // the client: a real scheduler when there is one, else registered here
       let scheduler = false;
+      const schedulerLog = join(tmp, 'scheduler.log');
       if (existsSync(join(ROOT, 'dist', 'scheduler', 'cli.js'))) {
         const s = spawn(process.execPath, [FLOE, 'scheduler', 'start', '--no-daemon', '--api', base, '--token-file', join(tmp, 'agent.token'),
-          '--client-id', CLIENT, '--jobs-dir', join(tmp, 'jobs'), '--interval', '1'], { stdio: 'ignore' });
+          '--client-id', CLIENT, '--jobs-dir', join(tmp, 'jobs'), '--interval', '1', '--log-file', schedulerLog], { stdio: 'ignore' });
         procs.push(s);
         scheduler = await until('the scheduler to register', async () => ((await rest('GET', '/clients')).clients ?? []).length > 0, 15_000).catch(() => false);
       }
@@ -234,7 +235,15 @@ if (skipReason) {
       assert.match(fa.restore_from_date, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       assert.is(restoreJob.client_id, CLIENT);
       if (scheduler) {
-        await page.locator('.progress .ok:has-text("Restore finished")').waitFor({ timeout: 30_000 });
+        try {
+          await page.locator('.progress .ok:has-text("Restore finished")').waitFor({ timeout: 30_000 });
+        } catch (err) {
+          // say what the page, the job and the scheduler show, so a failure here can be understood
+          const shown = await page.locator('.progress').innerText().catch(() => '?');
+          const now = (await rest('GET', `/jobs/${restoreJob.job_id}`).catch(() => ({}))) as Record<string, unknown>;
+          const log = existsSync(schedulerLog) ? readFileSync(schedulerLog, 'utf8').split('\n').slice(-15).join('\n') : '(no log)';
+          throw new Error(`${(err as Error).message.split('\n')[0]}\nprogress: ${shown}\njob: ${JSON.stringify(now.job_schedule ?? now)}\nscheduler log:\n${log}`);
+        }
         assert.equal(files(restored), files(src), 'the restored files are identical');
       }
       await shot('restore-progress');
