@@ -14,10 +14,21 @@ for (const s of [process.stdout, process.stderr]) {
     throw err;
   });
 }
+let settled = false;
 import('../dist/engine/cli/main.js')
   .then((m) => m.main(process.argv.slice(2)))
-  .then((code) => { process.exitCode = code; })
+  .then((code) => { settled = true; process.exitCode = code; })
   .catch((err) => {
+    settled = true;
     process.stderr.write(`floe: ${err && err.message ? err.message : String(err)}\n`);
     process.exitCode = 1;
   });
+// Node ends a process whose event loop has nothing left to wait for, with exit code 0, even while a promise
+// it awaits is pending: a command waiting on something that can no longer happen (a thread that vanished
+// unnoticed) would stop there and look successful. That is a bug of floe's; it must not read as success.
+process.on('beforeExit', () => {
+  if (settled) return;
+  settled = true;
+  process.stderr.write('floe: internal error: the command stopped before it finished (nothing left to wait for); what it was writing is incomplete\n');
+  process.exitCode = 1;
+});

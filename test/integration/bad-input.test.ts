@@ -10,7 +10,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, inCI, listStored, missingReason, removeDir, runFloe, tempDir, type RunOptions, type RunResult } from '../helpers/peers.js';
 import { compareTrees, createTree, isRoot, snapshotTree, type TreeSnapshot } from '../helpers/tree.js';
 import { withTmpfs } from '../helpers/tmpfs.js';
@@ -18,6 +20,8 @@ import { withTmpfs } from '../helpers/tmpfs.js';
 /** Exit codes, as documented in docs/exit-codes.md. */
 const EXIT = { USAGE: 2, NOT_FOUND: 3, BAD_PASSWORD: 4, INTEGRITY: 5, STORAGE: 6, TARGET_NOT_EMPTY: 7, SOURCE: 8 } as const;
 const HOST = 'bad-host';
+/** The repository (the test runs from dist/test/integration). */
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 let root = '';
 let src = '';
@@ -289,6 +293,69 @@ test('tampered engine_metadata: the next level refuses it and leaves no backup',
     assert.equal(listStored(copy.container, HOST, name, good(name).engine), before, `${name}: no new backup is visible`);
   }
   await assertGoodBackupsRestore('tampered engine_metadata');
+});
+
+test('the serial thread (encryption, sealing, reading) dies mid-stream: clear error, no backup, no partial file', async () => {
+  const crash = join(ROOT, 'test', 'fixtures', 'crash-serial.cjs');
+  const container = join(root, 'serial-crash');
+  const tree = join(root, 'serial-src');
+  await createTree(tree, { 'small.txt': 'level 0\n' });
+  const levelZero = await snapshotTree(tree);
+  for (const g of [{ name: 'serial-enc', compression: 'gzip', encrypt: true }, { name: 'serial-none', compression: 'none', encrypt: false }]) {
+    const ok = await runFloe(backupArgs(g, container, tree));
+    assert.ok(ok.code === 0, `${g.name}: level 0: ${describe(ok)}`);
+    await fs.writeFile(join(tree, `${g.name}.bin`), randomBytes(24 * 1024 * 1024));
+    const before = listStored(container, HOST, g.name);
+    const r = await runFloe(backupArgs(g, container, tree), {
+      env: { NODE_OPTIONS: `--require ${crash}`, FLOE_TEST_SERIAL_EXIT_ON: 'data' }, timeoutMs: 60_000,
+    });
+    assertFailure(r, 1, `${g.name}: level 1 whose serial thread dies`);
+    assert.match(r.stderr, /serial worker exited with code 70/);
+    assert.equal(listStored(container, HOST, g.name), before, `${g.name}: the failed level is not visible`);
+    await fs.rm(join(tree, `${g.name}.bin`));
+    // the level 0 still restores; a restore whose reading thread dies leaves no partial file
+    const dir = await freshDir(`serial-${g.name}`);
+    const back = await runFloe(restoreArgs(g, dir, container));
+    assert.ok(back.code === 0, `${g.name}: level 0 after the failed level 1: ${describe(back)}`);
+    // (the tree's own mtime moved when the big file came and went)
+    assert.equal(compareTrees(levelZero, await snapshotTree(dir), { ignore: ['root'] }), []);
+  }
+  // a restore of a big level 0 whose reading thread dies after three credits
+  const big = { name: 'serial-big', compression: 'none', encrypt: false };
+  await fs.writeFile(join(tree, 'big.bin'), randomBytes(48 * 1024 * 1024));
+  const full = await runFloe(backupArgs(big, container, tree));
+  assert.ok(full.code === 0, `serial-big: level 0: ${describe(full)}`);
+  const dir = await freshDir('serial-restore');
+  const r = await runFloe(restoreArgs(big, dir, container), {
+    env: { NODE_OPTIONS: `--require ${crash}`, FLOE_TEST_SERIAL_EXIT_ON: 'credit' }, timeoutMs: 60_000,
+  });
+  assertFailure(r, 1, 'restore whose reading thread dies');
+  assert.match(r.stderr, /serial worker exited with code 70/);
+  const left = await snapshotTree(dir);
+  assert.not.ok(left['big.bin'], `no partial big.bin under its real name: ${JSON.stringify(left['big.bin'])}`);
+  await fs.rm(join(tree, 'big.bin'));
+});
+
+test('a thread that dies unnoticed (a bug) ends the command as a failure, never as a silent success', async () => {
+  const fixtures = join(ROOT, 'test', 'fixtures');
+  const container = join(root, 'deaf');
+  const tree = join(root, 'deaf-src');
+  const g = { name: 'deaf', compression: 'gzip', encrypt: true };
+  await createTree(tree, { 'small.txt': 'level 0\n' });
+  const ok = await runFloe(backupArgs(g, container, tree));
+  assert.ok(ok.code === 0, `level 0: ${describe(ok)}`);
+  await fs.writeFile(join(tree, 'big.bin'), randomBytes(24 * 1024 * 1024));
+  const before = listStored(container, HOST, g.name);
+  const r = await runFloe(backupArgs(g, container, tree), {
+    env: {
+      NODE_OPTIONS: `--require ${join(fixtures, 'crash-serial.cjs')} --require ${join(fixtures, 'deaf-to-exits.cjs')}`,
+      FLOE_TEST_SERIAL_EXIT_ON: 'data',
+    },
+    timeoutMs: 60_000,
+  });
+  assertFailure(r, 1, 'a level 1 whose serial thread died unnoticed');
+  assert.match(r.stderr, /internal error: the command stopped before it finished/);
+  assert.equal(listStored(container, HOST, g.name), before, 'the unfinished level is not visible');
 });
 
 test('full disk: the backup fails, earlier backups on that disk still restore', async () => {
