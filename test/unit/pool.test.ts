@@ -163,5 +163,37 @@ test('a worker dying in the middle of a backup: clear error, no visible backup, 
   }
 });
 
+test('a worker dying in the middle of an encrypted restore (parallel CFB decryption): clear error, no partial file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'floe-pool-'));
+  const src = join(dir, 'src');
+  const store = join(dir, 'store');
+  const pass = join(dir, 'pass');
+  execFileSync('mkdir', ['-p', src]);
+  writeFileSync(pass, 'pool crash\n');
+  writeFileSync(join(src, 'big.bin'), randomBytes(12 * 1024 * 1024));
+  const out = new Output({ json: false, quiet: true });
+  const opts = (action: 'backup' | 'restore', extra: string[]) => mergeOptions(parseArgv([
+    '--backup-name', 'crashr', '--hostname', 'h', '--container', store, '--sync=false', '--encrypt-pass-file', pass, ...extra]).cli, action);
+  const signal = new AbortController().signal;
+  try {
+    await backup(opts('backup', ['--path-to-backup', src, '--compression', 'none']), out, signal);
+    setSharedPool(new WorkerPool({ threads: 1, filename: crashFixture }));
+    const target = join(dir, 'restored');
+    try {
+      await restore(opts('restore', ['--restore-abs-path', target]), out, signal);
+      assert.unreachable('restore should fail');
+    } catch (e) {
+      assert.instance(e, WorkerError);
+      assert.match((e as Error).message, /worker failed/);
+    } finally {
+      await (await import('../../engine/pipeline/pool.js')).closeSharedPool();
+    }
+    assert.not.ok(existsSync(join(target, 'big.bin')), 'no partial big.bin under its real name');
+  } finally {
+    setSharedPool(undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.after(async () => { await pool.destroy(); });
 test.run();
