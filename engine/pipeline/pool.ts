@@ -28,8 +28,8 @@ export interface PoolOptions {
   /** The worker module (tests use fixtures that fail on purpose). */
   filename?: string;
   /**
-   * Start every thread now and have each load what `preload` names, instead of starting threads when
-   * work comes: for a backup that will compress, so the threads load while the main thread scans.
+   * Start threads now (up to PRESTART_MAX) and have each load what `preload` names, instead of starting
+   * them when work comes: for a backup that will compress, so the threads load while the main thread scans.
    */
   prestart?: { preload?: 'gzip' | 'zstd' };
 }
@@ -38,9 +38,16 @@ export interface PoolOptions {
  * WORKER_LOADED: the message a worker posts once its module has finished loading. Node 20 aborts the whole
  * process (a V8 fatal error, exit 134) when a worker is terminated while `require()` is instantiating an ES
  * module, which is how Piscina loads worker.js; a short job can end while a worker is still loading, so
- * `destroy` waits for every worker's message first (bounded by LOAD_WAIT_MS).
+ * `destroy` waits for the message of every worker running then (bounded by LOAD_WAIT_MS). The message
+ * carries the worker's threadId: a worker Piscina started in place of a dead one is waited for too.
  */
 export const WORKER_LOADED = 'floeWorkerLoaded';
+/**
+ * PRESTART_MAX: threads a prestarted pool starts before any work (Piscina starts the rest when blocks
+ * queue). Each costs ~8-10 MB and its share of the cores the scan needs; a many-core host must not start
+ * dozens for a level 1 that changes one file.
+ */
+const PRESTART_MAX = 2;
 const LOAD_WAIT_MS = 10_000;
 
 export class WorkerPool {
@@ -48,7 +55,8 @@ export class WorkerPool {
   #pool: PiscinaClass<WorkerTask, WorkerResult>;
   /** Only our own worker module announces itself; test fixtures do not. */
   #announces: boolean;
-  #loaded = 0;
+  /** threadIds of the workers that said they finished loading (a replaced worker's id is never reused). */
+  readonly #loaded = new Set<number>();
   #onLoaded: (() => void) | undefined;
 
   constructor(options: PoolOptions = {}) {
@@ -60,7 +68,7 @@ export class WorkerPool {
       filename: options.filename ?? new URL('./worker.js', import.meta.url).href,
       // Workers start when work arrives, not with the pool: a restore that decrypts one block at a time
       // keeps a single worker (each busy worker costs 30-60 MB of peak RSS in buffers it has not freed yet).
-      minThreads: options.prestart ? threads : 0,
+      minThreads: options.prestart ? Math.min(threads, PRESTART_MAX) : 0,
       maxThreads: threads,
       workerData: options.prestart?.preload ? { preload: options.prestart.preload } : undefined,
       // callers bound what they submit; this is a safety net, not the backpressure mechanism
@@ -72,7 +80,7 @@ export class WorkerPool {
     this.#announces = options.filename === undefined;
     this.#pool.on('message', (m: unknown) => {
       if (typeof m === 'object' && m !== null && WORKER_LOADED in m) {
-        this.#loaded++;
+        this.#loaded.add((m as { [WORKER_LOADED]: number })[WORKER_LOADED]);
         this.#onLoaded?.();
       }
     });
@@ -105,7 +113,7 @@ export class WorkerPool {
 
   /** allLoaded resolves once every started worker has finished loading its module (or after LOAD_WAIT_MS). */
   async #allLoaded(): Promise<void> {
-    const done = () => this.#loaded >= this.#pool.threads.length;
+    const done = () => this.#pool.threads.every((w) => this.#loaded.has(w.threadId));
     if (done()) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(finish, LOAD_WAIT_MS);

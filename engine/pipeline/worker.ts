@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
 import type * as Zlib from 'node:zlib';
 import type * as Crypto from 'node:crypto';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
@@ -168,4 +168,4 @@ try {
 } catch { /* reported by the first task that needs it */ }
 
 // The last statement of this module: tells the pool that this worker has finished loading (pool.ts).
-if (!isMainThread) parentPort?.postMessage({ [WORKER_LOADED]: true });
+if (!isMainThread) parentPort?.postMessage({ [WORKER_LOADED]: threadId });

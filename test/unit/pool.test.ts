@@ -75,6 +75,10 @@ test('a prestarted pool: its threads are up before any task, compress correctly,
   }
   // destroyed straight away, while its threads still load: no abort, no hang
   await new WorkerPool({ threads: 2, prestart: { preload: 'zstd' } }).destroy();
+  // a many-core host prestarts two; Piscina starts the others when blocks queue
+  const wide = new WorkerPool({ threads: 6, prestart: { preload: 'zstd' } });
+  assert.is(wide.started, 2, 'prestart is capped');
+  await wide.destroy();
 });
 
 test('worker results go back marked for transfer (Piscina moves them, no copy)', async () => {
@@ -189,6 +193,8 @@ test('a worker dying in the middle of an encrypted restore (parallel CFB decrypt
       await (await import('../../engine/pipeline/pool.js')).closeSharedPool();
     }
     assert.not.ok(existsSync(join(target, 'big.bin')), 'no partial big.bin under its real name');
+    const temps = existsSync(target) ? (readdirSync(target, { recursive: true }) as string[]).filter((n) => /\.floe-[^/]*\.tmp$/.test(n)) : [];
+    assert.equal(temps, [], 'no temporary file left behind');
   } finally {
     setSharedPool(undefined);
     rmSync(dir, { recursive: true, force: true });
