@@ -7,14 +7,20 @@ if (process.env.FLOE_TUNED) {
   delete process.env.MALLOC_TRIM_THRESHOLD_;
 }
 // floe: the agent CLI. The TypeScript sources compile to dist/ during `npm install` (the prepare script).
-// A reader that closes our stdout early (`floe restore --dry-run | head`) is not an error: stop quietly.
-for (const s of [process.stdout, process.stderr]) {
-  s.on('error', (err) => {
-    if (err && err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
-  });
-}
+/** settled: main() has returned its exit code (or failed). */
 let settled = false;
+// A reader that closes our stdout early (`floe restore --dry-run | head`, a --json consumer that died): while
+// the command runs, engine/cli/main.ts stops it as interrupted (exit 130) through its own cleanup; once it
+// has finished, what is left of its output is dropped and its exit code stands. Never a silent exit 0 for
+// work cut short. A closed stderr loses only diagnostics: the command goes on.
+const readerGone = (err) => err && (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED');
+process.stdout.on('error', (err) => {
+  if (!readerGone(err)) throw err;
+  if (settled) process.exit(process.exitCode ?? 0);
+});
+process.stderr.on('error', (err) => {
+  if (!readerGone(err)) throw err;
+});
 import('../dist/engine/cli/main.js')
   .then((m) => m.main(process.argv.slice(2)))
   .then((code) => { settled = true; process.exitCode = code; })

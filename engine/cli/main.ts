@@ -27,6 +27,11 @@ export async function main(argv: string[]): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => controller.abort(new InterruptedError(`interrupted by ${sig}`));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // The reader of our standard output went away: stop as if interrupted (bin/floe.js says why).
+  const onStdoutError = (err: NodeJS.ErrnoException) => {
+    if (err?.code === 'EPIPE' || err?.code === 'ERR_STREAM_DESTROYED') controller.abort(new InterruptedError("the reader of floe's output went away"));
+  };
+  process.stdout.on('error', onStdoutError);
   try {
     const [first, ...rest] = argv;
     if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
@@ -83,6 +88,7 @@ export async function main(argv: string[]): Promise<number> {
     await closeSharedPool().catch(() => undefined);
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
+    process.stdout.removeListener('error', onStdoutError);
   }
 }
 

@@ -10,10 +10,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, inCI, listStored, missingReason, removeDir, runFloe, tempDir, type RunOptions, type RunResult } from '../helpers/peers.js';
+import { FLOE_BIN, describe, inCI, listStored, missingReason, removeDir, runFloe, tempDir, type RunOptions, type RunResult } from '../helpers/peers.js';
 import { compareTrees, createTree, isRoot, snapshotTree, type TreeSnapshot } from '../helpers/tree.js';
 import { withTmpfs } from '../helpers/tmpfs.js';
 
@@ -333,6 +334,8 @@ test('the serial thread (encryption, sealing, reading) dies mid-stream: clear er
   assert.match(r.stderr, /serial worker exited with code 70/);
   const left = await snapshotTree(dir);
   assert.not.ok(left['big.bin'], `no partial big.bin under its real name: ${JSON.stringify(left['big.bin'])}`);
+  const temps = Object.keys(left).filter((n) => /\.floe-[^/]*\.tmp$/.test(n));
+  assert.equal(temps, [], 'no temporary file left behind');
   await fs.rm(join(tree, 'big.bin'));
 });
 
@@ -356,6 +359,46 @@ test('a thread that dies unnoticed (a bug) ends the command as a failure, never 
   assertFailure(r, 1, 'a level 1 whose serial thread died unnoticed');
   assert.match(r.stderr, /internal error: the command stopped before it finished/);
   assert.equal(listStored(container, HOST, g.name), before, 'the unfinished level is not visible');
+});
+
+/**
+ * runWithGoneReader runs floe with its stdout (or stderr) closed by the reader as soon as it starts: the
+ * first write fails with EPIPE, as behind `| head -1` or a --json consumer that died.
+ */
+function runWithGoneReader(args: string[], gone: 'stdout' | 'stderr'): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [FLOE_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const kept = { stdout: '', stderr: '' };
+    const other = gone === 'stdout' ? 'stderr' : 'stdout';
+    child[gone].destroy();
+    child[other].setEncoding('utf8').on('data', (d: string) => { kept[other] += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, ...kept });
+    });
+  });
+}
+
+test('the reader of the output goes away: the command stops as interrupted, never a silent success', async () => {
+  const container = join(root, 'gone-reader');
+  const tree = join(root, 'gone-src');
+  await createTree(tree, { 'big.bin': { type: 'file', random: 24 * 1024 * 1024, seed: 51 }, 'a.txt': 'a\n' });
+  const g = { name: 'gone', compression: 'gzip', encrypt: false };
+  // --json writes a progress line at once: its reader is gone, so the backup stops (exit 130) and leaves none
+  const json = await runWithGoneReader([...backupArgs(g, container, tree), '--json'], 'stdout');
+  assert.is(json.code, 130, `backup --json with its reader gone: ${json.stderr}`);
+  assert.match(json.stderr, /^floe: [^\n]*the reader of floe's output went away\n?$/);
+  assert.equal(listStored(container, HOST, g.name), [], 'no backup is visible');
+  // a closed stderr loses only diagnostics: the backup goes on and succeeds
+  const quiet = await runWithGoneReader(backupArgs(g, container, tree), 'stderr');
+  assert.is(quiet.code, 0, 'backup with stderr closed');
+  assert.is(listStored(container, HOST, g.name).length, 1, 'the backup is stored');
+  // a listing cut short (restore --dry-run | head): stopped, exit 130, one line, no stack trace
+  const listing = await runWithGoneReader([...restoreArgs(g, join(root, 'gone-target'), container), '--dry-run'], 'stdout');
+  assert.is(listing.code, 130, `restore --dry-run with its reader gone: ${listing.stderr}`);
+  assert.match(listing.stderr, /^floe: [^\n]*the reader of floe's output went away\n?$/);
 });
 
 test('full disk: the backup fails, earlier backups on that disk still restore', async () => {
