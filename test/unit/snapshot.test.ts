@@ -137,6 +137,13 @@ test('changedMs, on the ms times of a plain stat: never misses a change, re-dump
   assert.not.ok(prev.changedMs(ms(t - 3_000n), ms(t - 3_000n)), '3 us before: unchanged');
   assert.not.ok(prev.changedMs(ms(t - 10n ** 9n), 0), 'a second before: unchanged');
   assert.ok(prev.changedMs(ms(t - 1_000n), 0), 'within the 2 us margin: dumped again (harmless)');
+  // far from 1970 a double's step is microseconds: still never a miss
+  for (const far of [9_000_000_000_000_123_456_789n, -9_000_000_000_000_123_456_789n]) {
+    const p = new PreviousState({ version: 2, timeNs: far, directories: [] });
+    for (const d of [0n, 1n, 999n, 4_000n]) assert.ok(p.changedMs(Number(far + d) / 1e6, Number(far - 10n ** 9n) / 1e6), `${far} + ${d} ns`);
+    const before = Number(far - 10n ** 9n) / 1e6;
+    assert.not.ok(p.changedMs(before, before), `${far}: a second before`);
+  }
 });
 
 test.run();

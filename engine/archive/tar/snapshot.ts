@@ -289,7 +289,11 @@ export class PreviousState {
    */
   changedMs(mtimeMs: number, ctimeMs: number): boolean {
     if (this.#timeNs === null) return true;
-    this.#timeMs ??= Number(this.#timeNs / 1000n) / 1000 - CHANGED_MARGIN_MS;
+    if (this.#timeMs === undefined) {
+      const ms = Number(this.#timeNs / 1000n) / 1000;
+      // far from 1970 (before ~1691, after ~2248) a double's step passes 0.5 us: 4 steps cover both roundings
+      this.#timeMs = ms - Math.max(CHANGED_MARGIN_MS, 4 * Math.abs(ms) * 2 ** -52);
+    }
     return mtimeMs >= this.#timeMs || ctimeMs >= this.#timeMs;
   }
 }
