@@ -73,7 +73,8 @@ export async function main(argv: string[]): Promise<number> {
     const opts = mergeOptions(parsed.cli, action);
     // Every backup and restore runs a serial stage: its thread loads while the action's modules do.
     if (opts.action === 'backup' || opts.action === 'restore') prewarmSerialWorker();
-    // A backup that compresses with gzip or zstd uses every pool thread: they load during the scan.
+    // A backup that compresses with gzip or zstd keeps the pool's threads busy: they start (two of them,
+    // the rest when blocks queue) and load while the action's modules load and the tree is scanned.
     if (opts.action === 'backup' && opts.engine === 'tar' && (opts.compression === 'gzip' || opts.compression === 'zstd')) {
       prewarmSharedPool(opts.compression);
     }

@@ -68,6 +68,7 @@ export class WorkerPool {
       filename: options.filename ?? new URL('./worker.js', import.meta.url).href,
       // Workers start when work arrives, not with the pool: a restore that decrypts one block at a time
       // keeps a single worker (each busy worker costs 30-60 MB of peak RSS in buffers it has not freed yet).
+      // A prestarted pool (a backup that compresses every block) starts up to PRESTART_MAX at once.
       minThreads: options.prestart ? Math.min(threads, PRESTART_MAX) : 0,
       maxThreads: threads,
       workerData: options.prestart?.preload ? { preload: options.prestart.preload } : undefined,
