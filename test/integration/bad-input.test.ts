@@ -23,6 +23,8 @@ const EXIT = { USAGE: 2, NOT_FOUND: 3, BAD_PASSWORD: 4, INTEGRITY: 5, STORAGE: 6
 const HOST = 'bad-host';
 /** The repository (the test runs from dist/test/integration). */
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** Preloaded into floe's threads (NODE_OPTIONS) to make them fail on purpose. */
+const FIXTURES = join(ROOT, 'test', 'fixtures');
 
 let root = '';
 let src = '';
@@ -296,24 +298,35 @@ test('tampered engine_metadata: the next level refuses it and leaves no backup',
   await assertGoodBackupsRestore('tampered engine_metadata');
 });
 
+/** preload: NODE_OPTIONS that load the named fixtures into every thread of the floe process. */
+const preload = (...fixtures: string[]) => fixtures.map((f) => `--require ${join(FIXTURES, f)}`).join(' ');
+
+/**
+ * failedLevelOne makes a level 0 of `tree` (which it must allow), adds a 24 MiB file, and runs the level 1
+ * with `env`: it must fail with exit 1, one line, and leave no new backup visible. Returns that run.
+ */
+async function failedLevelOne(g: Good, container: string, tree: string, env: Record<string, string>, what: string): Promise<RunResult> {
+  const ok = await runFloe(backupArgs(g, container, tree));
+  assert.ok(ok.code === 0, `${g.name}: level 0: ${describe(ok)}`);
+  const added = join(tree, `${g.name}.bin`);
+  await fs.writeFile(added, randomBytes(24 * 1024 * 1024));
+  const before = listStored(container, HOST, g.name);
+  const r = await runFloe(backupArgs(g, container, tree), { env, timeoutMs: 60_000 });
+  assertFailure(r, 1, `${g.name}: ${what}`);
+  assert.equal(listStored(container, HOST, g.name), before, `${g.name}: the failed level is not visible`);
+  await fs.rm(added);
+  return r;
+}
+
 test('the serial thread (encryption, sealing, reading) dies mid-stream: clear error, no backup, no partial file', async () => {
-  const crash = join(ROOT, 'test', 'fixtures', 'crash-serial.cjs');
   const container = join(root, 'serial-crash');
   const tree = join(root, 'serial-src');
   await createTree(tree, { 'small.txt': 'level 0\n' });
   const levelZero = await snapshotTree(tree);
   for (const g of [{ name: 'serial-enc', compression: 'gzip', encrypt: true }, { name: 'serial-none', compression: 'none', encrypt: false }]) {
-    const ok = await runFloe(backupArgs(g, container, tree));
-    assert.ok(ok.code === 0, `${g.name}: level 0: ${describe(ok)}`);
-    await fs.writeFile(join(tree, `${g.name}.bin`), randomBytes(24 * 1024 * 1024));
-    const before = listStored(container, HOST, g.name);
-    const r = await runFloe(backupArgs(g, container, tree), {
-      env: { NODE_OPTIONS: `--require ${crash}`, FLOE_TEST_SERIAL_EXIT_ON: 'data' }, timeoutMs: 60_000,
-    });
-    assertFailure(r, 1, `${g.name}: level 1 whose serial thread dies`);
+    const r = await failedLevelOne(g, container, tree, { NODE_OPTIONS: preload('crash-serial.cjs'), FLOE_TEST_SERIAL_EXIT_ON: 'data' },
+      'level 1 whose serial thread dies');
     assert.match(r.stderr, /serial worker exited with code 70/);
-    assert.equal(listStored(container, HOST, g.name), before, `${g.name}: the failed level is not visible`);
-    await fs.rm(join(tree, `${g.name}.bin`));
     // the level 0 still restores; a restore whose reading thread dies leaves no partial file
     const dir = await freshDir(`serial-${g.name}`);
     const back = await runFloe(restoreArgs(g, dir, container));
@@ -328,7 +341,7 @@ test('the serial thread (encryption, sealing, reading) dies mid-stream: clear er
   assert.ok(full.code === 0, `serial-big: level 0: ${describe(full)}`);
   const dir = await freshDir('serial-restore');
   const r = await runFloe(restoreArgs(big, dir, container), {
-    env: { NODE_OPTIONS: `--require ${crash}`, FLOE_TEST_SERIAL_EXIT_ON: 'credit' }, timeoutMs: 60_000,
+    env: { NODE_OPTIONS: preload('crash-serial.cjs'), FLOE_TEST_SERIAL_EXIT_ON: 'credit' }, timeoutMs: 60_000,
   });
   assertFailure(r, 1, 'restore whose reading thread dies');
   assert.match(r.stderr, /serial worker exited with code 70/);
@@ -340,25 +353,12 @@ test('the serial thread (encryption, sealing, reading) dies mid-stream: clear er
 });
 
 test('a thread that dies unnoticed (a bug) ends the command as a failure, never as a silent success', async () => {
-  const fixtures = join(ROOT, 'test', 'fixtures');
-  const container = join(root, 'deaf');
   const tree = join(root, 'deaf-src');
-  const g = { name: 'deaf', compression: 'gzip', encrypt: true };
   await createTree(tree, { 'small.txt': 'level 0\n' });
-  const ok = await runFloe(backupArgs(g, container, tree));
-  assert.ok(ok.code === 0, `level 0: ${describe(ok)}`);
-  await fs.writeFile(join(tree, 'big.bin'), randomBytes(24 * 1024 * 1024));
-  const before = listStored(container, HOST, g.name);
-  const r = await runFloe(backupArgs(g, container, tree), {
-    env: {
-      NODE_OPTIONS: `--require ${join(fixtures, 'crash-serial.cjs')} --require ${join(fixtures, 'deaf-to-exits.cjs')}`,
-      FLOE_TEST_SERIAL_EXIT_ON: 'data',
-    },
-    timeoutMs: 60_000,
-  });
-  assertFailure(r, 1, 'a level 1 whose serial thread died unnoticed');
+  const r = await failedLevelOne({ name: 'deaf', compression: 'gzip', encrypt: true }, join(root, 'deaf'), tree,
+    { NODE_OPTIONS: preload('crash-serial.cjs', 'deaf-to-exits.cjs'), FLOE_TEST_SERIAL_EXIT_ON: 'data' },
+    'a level 1 whose serial thread died unnoticed');
   assert.match(r.stderr, /internal error: the command stopped before it finished/);
-  assert.equal(listStored(container, HOST, g.name), before, 'the unfinished level is not visible');
 });
 
 /**

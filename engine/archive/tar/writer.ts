@@ -261,6 +261,11 @@ class BackupRun {
     return this.#follow ? statSync(path, { bigint: true }) : lstatSync(path, { bigint: true });
   }
 
+  /** statPlain: #statSync without BigInts, for the level-1 scan of files (PreviousState.changedMs says why). */
+  #statPlain(path: string): Stats {
+    return this.#follow ? statSync(path) : lstatSync(path);
+  }
+
   // ------------------------------------------------------------------------------------ single file
 
   async *#singleFile(): AsyncGenerator<Buffer> {
@@ -369,9 +374,7 @@ class BackupRun {
       if (!(this.#follow && d.isSymbolicLink()) && isNew(d.name)) return { kind: 'Y', name: d.name };
       let st: Stats;
       try {
-        // a plain stat (PreviousState.changedMs says why): this is the one stat of every unchanged file
-        const path = this.#abs(childRel);
-        st = this.#follow ? statSync(path) : lstatSync(path);
+        st = this.#statPlain(this.#abs(childRel)); // the one stat of every unchanged file
       } catch (err) {
         this.#warn(`./${childRel}: ${statProblem(err)}`);
         return { kind: 'N', name: d.name };
