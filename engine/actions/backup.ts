@@ -24,7 +24,7 @@ import { SlotPool } from '../pipeline/slots.js';
 // The tar writer only, and the rsync engine only when asked for: a tar backup loads no reader, extractor
 // or WASM kernel (17 modules, ~10 ms of every start).
 import { TarBackupOptions, createTarBackup, estimateTree } from '../archive/tar/writer.js';
-import { sharedPool } from '../pipeline/pool.js';
+import { prewarmSharedPool, sharedPool } from '../pipeline/pool.js';
 import { compressStage, compressionLevel } from '../transform/compress.js';
 import { canParallelCompress, parallelStage } from '../transform/parallel.js';
 import { CryptoBackend, encryptBuffer, decryptBuffer, loadCryptoBackend } from '../transform/encrypt.js';
@@ -85,6 +85,9 @@ export async function backup(o: AgentOptions, out: Output, signal: AbortSignal):
   const id: BackupId = parent
     ? { engine, hbn, t0: parent.t0, level: parent.level + 1, t }
     : { engine, hbn, t0: t, level: 0, t };
+  // A level 0 compresses the whole tree: with zstd its pool's threads start now and load while the tree is
+  // scanned (a level 1 starts them only if its changes turn out large: transform/parallel.ts).
+  if (!parent && engine === 'tar' && o.compression === 'zstd') prewarmSharedPool('zstd');
   const previous = parent ? await parentSnapshot(existing.find((l) => l.id === parent)!, pw, o.crypto_backend) : undefined;
 
   if (o.sync) await runSync();

@@ -73,11 +73,11 @@ export async function main(argv: string[]): Promise<number> {
     const opts = mergeOptions(parsed.cli, action);
     // Every backup and restore runs a serial stage: its thread loads while the action's modules do.
     if (opts.action === 'backup' || opts.action === 'restore') prewarmSerialWorker();
-    // A backup that compresses with gzip or zstd keeps the pool's threads busy: they start (two of them,
-    // the rest when blocks queue) and load while the action's modules load and the tree is scanned.
-    if (opts.action === 'backup' && opts.engine === 'tar' && (opts.compression === 'gzip' || opts.compression === 'zstd')) {
-      prewarmSharedPool(opts.compression);
-    }
+    // A backup that compresses with gzip keeps the pool's threads busy: they start (two of them, the rest
+    // when blocks queue) and load while the action's modules load and the tree is scanned. zstd is fast
+    // enough that a level 1 compresses on the main thread: its pool starts with a level 0 (actions/backup.ts)
+    // or once a level 1 turns out large (transform/parallel.ts).
+    if (opts.action === 'backup' && opts.engine === 'tar' && opts.compression === 'gzip') prewarmSharedPool('gzip');
     out = new Output({
       json: opts.json, quiet: opts.quiet, logFile: opts.log_file,
       stdoutReserved: opts.metadata_out === '-',

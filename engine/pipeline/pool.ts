@@ -92,6 +92,21 @@ export class WorkerPool {
     return this.#pool.threads.length;
   }
 
+  /** completed: tasks the threads have finished. */
+  get completed(): number {
+    return this.#pool.completed;
+  }
+
+  /**
+   * ready: at least one thread is running and every started one has loaded its module, so a task sent now
+   * runs at once. A pool of another worker module (tests) does not announce its threads: always ready.
+   */
+  get ready(): boolean {
+    if (!this.#announces) return true;
+    const threads = this.#pool.threads;
+    return threads.length > 0 && threads.every((w) => this.#loaded.has(w.threadId));
+  }
+
   /** run sends one task; `data` (if any) is transferred, so the caller gives it up. */
   async run(task: WorkerTask): Promise<Buffer> {
     const data = 'data' in task ? task.data : undefined;
@@ -162,10 +177,16 @@ export function sharedPool(): WorkerPool {
   return shared;
 }
 
+/** startedSharedPool is the process's pool if one was made (sharedPool, prewarmSharedPool), else undefined. */
+export function startedSharedPool(): WorkerPool | undefined {
+  return shared;
+}
+
 /**
  * prewarmSharedPool makes the process's pool now, its threads started and loading `preload`'s module: the
- * CLI calls it before a backup that compresses. Without it the threads start when the first block is
- * ready, and a level 1 that changes a few files waits ~50-70 ms for them after its scan.
+ * CLI calls it before a gzip backup, a zstd backup at level 0 (and the zstd stage past its inline budget,
+ * transform/parallel.ts). Without it the threads start when the first block is ready, and a gzip level 1
+ * that changes a few files waits ~50-70 ms for them after its scan.
  */
 export function prewarmSharedPool(preload?: 'gzip' | 'zstd'): void {
   shared ??= new WorkerPool({ prestart: { preload } });

@@ -9,10 +9,9 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
-import type * as Zlib from 'node:zlib';
 import type * as Crypto from 'node:crypto';
-import type * as ZstdBinding from 'zstd-napi/binding.js';
-import { WORKER_LOADED, ownCopy, transferable } from './pool.js';
+import { WORKER_LOADED, transferable } from './pool.js';
+import { compressBlock, loadBlockCompressor } from '../transform/blocks.js';
 import { released } from './gc.js';
 import type { Kernel } from '../../wasm/index.js';
 import type { DeltaTask } from '../archive/rsync/kernels.js';
@@ -35,8 +34,6 @@ export type WorkerResult = Uint8Array | { error: { code: string; message: string
  * node:crypto. Measured: a new pool answered its first two zstd tasks in 59-63 ms before, 37-41 ms now.
  */
 const require = createRequire(import.meta.url);
-let zlibModule: typeof Zlib | undefined;
-const zlib = () => (zlibModule ??= require('node:zlib') as typeof Zlib);
 let cryptoModule: typeof Crypto | undefined;
 const crypto = () => (cryptoModule ??= require('node:crypto') as typeof Crypto);
 
@@ -53,54 +50,6 @@ function move(view: Uint8Array): object {
   const movable = { [kTransferable]: view.buffer, [kValue]: view };
   markMovable(movable);
   return movable;
-}
-
-/**
- * zstdFrame compresses one block as one frame (content checksum on), through the binding alone, into a
- * scratch buffer the worker keeps, and returns a copy of exactly the frame: a transferred result owns its
- * whole buffer, and a fresh bound-sized buffer per block cost page faults on every task.
- */
-let zstdCtx: { cctx: InstanceType<typeof ZstdBinding.CCtx>; b: typeof ZstdBinding; level: number; scratch: Buffer } | undefined;
-function zstdFrame(data: Uint8Array, level: number): Uint8Array {
-  if (!zstdCtx) {
-    const b = require('zstd-napi/binding') as typeof ZstdBinding;
-    const cctx = new b.CCtx();
-    cctx.setParameter(b.CParameter.checksumFlag, 1);
-    zstdCtx = { cctx, b, level: NaN, scratch: Buffer.alloc(0) };
-  }
-  if (zstdCtx.level !== level) {
-    zstdCtx.cctx.setParameter(zstdCtx.b.CParameter.compressionLevel, level);
-    zstdCtx.level = level;
-  }
-  const bound = zstdCtx.b.compressBound(data.byteLength);
-  if (zstdCtx.scratch.length < bound) zstdCtx.scratch = Buffer.allocUnsafe(bound);
-  return ownCopy(zstdCtx.scratch.subarray(0, zstdCtx.cctx.compress2(zstdCtx.scratch, data)));
-}
-
-/**
- * Incompressible blocks are stored, not deflated: random or already-compressed data then costs a copy
- * instead of ~30 ms per MiB. A block counts as incompressible only when PROBES samples of PROBE_SIZE bytes,
- * spread over it, each shrink by less than 3% at level 1; a block that mixes both is deflated whole (zlib
- * stores the incompressible parts itself), so the ratio never suffers. Stored deflate blocks inside a gzip
- * member are valid gzip for every reader.
- */
-const PROBES = 4;
-const PROBE_SIZE = 16 * 1024;
-const INCOMPRESSIBLE_RATIO = 0.97;
-
-function incompressible(data: Uint8Array): boolean {
-  if (data.length < PROBES * PROBE_SIZE * 2) return false;
-  const step = Math.floor((data.length - PROBE_SIZE) / (PROBES - 1));
-  for (let i = 0; i < PROBES; i++) {
-    const sample = Buffer.from(data.buffer, data.byteOffset + i * step, PROBE_SIZE);
-    if (zlib().deflateRawSync(sample, { level: 1 }).length <= PROBE_SIZE * INCOMPRESSIBLE_RATIO) return false;
-  }
-  return true;
-}
-
-function gzipBlock(data: Uint8Array, level: number): Buffer {
-  const z = zlib();
-  return z.gzipSync(data, { level: level > 0 && incompressible(data) ? 0 : level, strategy: z.constants.Z_DEFAULT_STRATEGY });
 }
 
 /**
@@ -136,7 +85,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   try {
     switch (task.op) {
       case 'gzip':
-        return move(transferable(gzipBlock(task.data, task.level))) as Uint8Array;
+        return move(transferable(compressBlock('gzip', task.level, task.data))) as Uint8Array;
       case 'cfb-decrypt':
         return move(transferable(await cfbDecrypt(task))) as Uint8Array;
       case 'rsync-signature': {
@@ -149,7 +98,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
         return move(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)) as Uint8Array;
       }
       case 'zstd':
-        return move(zstdFrame(task.data, task.level)) as Uint8Array;
+        return move(compressBlock('zstd', task.level, task.data)) as Uint8Array;
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -163,8 +112,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
 // threw while loading would be replaced by Piscina (it keeps minThreads alive), again and again.
 const preload = (workerData as { preload?: unknown } | undefined)?.preload;
 try {
-  if (preload === 'zstd') zstdFrame(new Uint8Array(0), 1);
-  else if (preload === 'gzip') zlib();
+  if (preload === 'zstd' || preload === 'gzip') loadBlockCompressor(preload);
 } catch { /* reported by the first task that needs it */ }
 
 // The last statement of this module: tells the pool that this worker has finished loading (pool.ts).

@@ -14,7 +14,8 @@ import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { UsageError } from '../errors.js';
 import { Stage, rechunk } from '../pipeline/stages.js';
-import { WorkerPool, sharedPool, transferable } from '../pipeline/pool.js';
+import { WorkerPool, prewarmSharedPool, sharedPool, startedSharedPool, transferable } from '../pipeline/pool.js';
+import { compressBlock } from './blocks.js';
 import { Compression, compressionLevel } from './compress.js';
 
 export const BLOCK_SIZE = 2 * 1024 * 1024;
@@ -24,6 +25,8 @@ export interface ParallelOptions {
   blockSize?: number;
   pool?: WorkerPool;
   inflight?: number;
+  /** zstd without `pool`: INLINE_BUDGET_MS unless given (tests). */
+  inlineBudgetMs?: number;
 }
 
 /** canParallelCompress tells which algorithms have a parallel stage. */
@@ -36,20 +39,52 @@ export function parallelStage(alg: 'gzip' | 'zstd' | 'bzip2' | 'xz', o: Parallel
   return alg === 'gzip' || alg === 'zstd' ? parallelCompressStage(alg, o) : parallelProcessStage(alg, o);
 }
 
+/**
+ * INLINE_BUDGET_MS: how long zstd blocks may be compressed on the calling thread before the pool is
+ * started, when no pool was (a level 1; a level 0 starts it with the backup, actions/backup.ts).
+ *
+ * Why: zstd at level 1 takes 1-5 ms a block, and a level 1 that changed a few files has a few dozen
+ * blocks, while each pool thread costs 35-45 ms of CPU to start and load zstd, taken from the scan and the
+ * encryption on a 2-core machine, and a pool started near the end still has to finish loading before the
+ * process can exit. Measured (1 GiB bench tree, level 1 after the bench's mutation: 57 MiB to compress,
+ * 46-68 ms of it inline; zstd + encryption): two prestarted threads 0.43-0.54 s, no pool 0.36-0.38 s, a
+ * pool started after 50 ms of inline work 0.43-0.45 s. So the budget is about what two threads cost. A
+ * stream that turns out large still gets every core: past the budget the pool starts and, while its
+ * threads load, blocks go on being compressed here. gzip takes ~60 ms a block: its blocks always go to the
+ * pool.
+ */
+const INLINE_BUDGET_MS = 150;
+
 export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions = {}): Stage {
   const level = compressionLevel(alg, o.level);
   const blockSize = o.blockSize ?? BLOCK_SIZE;
+  // Blocks of zstd are compressed here while no thread of the shared pool is ready (o.pool: always the pool).
+  const inline = alg === 'zstd' && !o.pool;
+  const budget = o.inlineBudgetMs ?? INLINE_BUDGET_MS;
   return async function* (input, signal) {
-    const pool = o.pool ?? sharedPool();
-    const limit = o.inflight ?? pool.threads * 2;
-    const pending: Array<Promise<Buffer>> = [];
+    let pool = o.pool ?? (inline ? startedSharedPool() : sharedPool());
+    let inlineMs = 0;
+    const limit = () => o.inflight ?? (pool ? pool.threads * 2 : 2);
+    // In stream order: compressed blocks, or the pool's promises of them.
+    const pending: Array<Buffer | Promise<Buffer>> = [];
     try {
       for await (const block of rechunk(blockSize)(input, signal)) {
         if (signal.aborted) throw signal.reason;
+        if (inline && !pool && inlineMs >= budget) {
+          prewarmSharedPool(alg);
+          pool = startedSharedPool();
+        }
+        if (!pool || (inline && !pool.ready)) {
+          const t = performance.now();
+          pending.push(compressBlock(alg, level, block));
+          inlineMs += performance.now() - t;
+          while (pending.length > 0 && Buffer.isBuffer(pending[0])) yield pending.shift() as Buffer;
+          continue;
+        }
         const p = pool.run({ op: alg, level, data: transferable(block) });
         p.catch(() => undefined); // awaited below, in order; this only keeps a later failure from being "unhandled"
         pending.push(p);
-        if (pending.length >= limit) yield await pending.shift()!;
+        if (pending.length >= limit()) yield await pending.shift()!;
       }
       while (pending.length > 0) yield await pending.shift()!;
     } finally {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync, readdirSync, existsSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { WorkerPool, WorkerError, setSharedPool } from '../../engine/pipeline/pool.js';
+import { WorkerPool, WorkerError, closeSharedPool, setSharedPool, startedSharedPool } from '../../engine/pipeline/pool.js';
 import { parallelCompressStage } from '../../engine/transform/parallel.js';
 import { decryptStage } from '../../engine/transform/encrypt.js';
 import { backup } from '../../engine/actions/backup.js';
@@ -52,6 +52,38 @@ test('parallel zstd: frames read by zstd -d', async () => {
   const data = sample();
   const z = await collect(parallelCompressStage('zstd', { pool, blockSize: 1 << 20 })(chunks(data, 777777), new AbortController().signal));
   assert.ok(execFileSync('zstd', ['-dc'], { input: z, maxBuffer: 1 << 28 }).equals(data));
+});
+
+test('parallel zstd with no pool started: a small stream is compressed in this thread, and no thread starts', async () => {
+  await closeSharedPool();
+  const data = sample();
+  const z = await collect(parallelCompressStage('zstd', { blockSize: 1 << 20 })(chunks(data, 777777), new AbortController().signal));
+  assert.is(startedSharedPool(), undefined, 'no pool was made');
+  assert.ok(execFileSync('zstd', ['-dc'], { input: z, maxBuffer: 1 << 28 }).equals(data), 'zstd -d reads the frames');
+});
+
+test('parallel zstd past its inline budget starts the pool, compresses here while it loads, then hands it the rest', async () => {
+  await closeSharedPool();
+  const data = sample();
+  const blocks = 1 << 19;
+  // the second half of the stream comes once the pool's threads are ready, so some blocks must go to them
+  async function* source(): AsyncIterable<Buffer> {
+    const half = Math.floor(data.length / 2);
+    yield* chunks(data.subarray(0, half), blocks);
+    const until = Date.now() + 20_000;
+    while (!startedSharedPool()?.ready && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    yield* chunks(data.subarray(half), blocks);
+  }
+  try {
+    const z = await collect(parallelCompressStage('zstd', { blockSize: blocks, inlineBudgetMs: 0 })(source(), new AbortController().signal));
+    const p = startedSharedPool();
+    assert.ok(p, 'the pool was started');
+    assert.ok(p!.ready, 'its threads loaded');
+    assert.ok(p!.completed > 0, `the pool compressed ${p!.completed} blocks`);
+    assert.ok(execFileSync('zstd', ['-dc'], { input: z, maxBuffer: 1 << 28 }).equals(data), 'zstd -d reads the frames, in order');
+  } finally {
+    await closeSharedPool();
+  }
 });
 
 test('a pool without prestart starts no thread until work comes', async () => {
