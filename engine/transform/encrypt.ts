@@ -18,7 +18,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { promises as fsp } from 'node:fs';
 import { BadPasswordError, IntegrityError, UsageError, errnoMessage } from '../errors.js';
 import type { Stage } from '../pipeline/stages.js';
-import { detectCompression } from './compress.js';
+import { detectCompression } from './magic.js';
 import type { Kernel } from '../../wasm/index.js';
 import { WorkerPool, transferable } from '../pipeline/pool.js';
 
