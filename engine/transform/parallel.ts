@@ -74,7 +74,10 @@ export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions =
           prewarmSharedPool(alg);
           pool = startedSharedPool();
         }
-        if (!pool || (inline && !pool.ready)) {
+        // Here while no pool thread is ready: before the budget, or while started threads load. A pool whose
+        // threads all ended (idle, in a long-lived process: the scheduler's in-process actions) is given the
+        // block past the budget, which starts a thread again.
+        if (!pool || (inline && !pool.ready && (pool.started > 0 || inlineMs < budget))) {
           const t = performance.now();
           pending.push(compressBlock(alg, level, block));
           inlineMs += performance.now() - t;

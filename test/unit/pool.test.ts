@@ -86,6 +86,23 @@ test('parallel zstd past its inline budget starts the pool, compresses here whil
   }
 });
 
+test('parallel zstd with a shared pool whose threads are gone: inline within the budget, then the pool starts one', async () => {
+  const idle = new WorkerPool({ threads: 2 }); // as a long-lived process's pool once its threads timed out
+  setSharedPool(idle);
+  try {
+    const data = sample();
+    const small = await collect(parallelCompressStage('zstd', { blockSize: 1 << 20 })(chunks(data, 777777), new AbortController().signal));
+    assert.is(idle.started, 0, 'within the budget: no thread started');
+    assert.ok(execFileSync('zstd', ['-dc'], { input: small, maxBuffer: 1 << 28 }).equals(data));
+    const past = await collect(parallelCompressStage('zstd', { blockSize: 1 << 19, inlineBudgetMs: 0 })(chunks(data, 777777), new AbortController().signal));
+    assert.ok(idle.completed > 0, 'past the budget the pool compressed blocks');
+    assert.ok(execFileSync('zstd', ['-dc'], { input: past, maxBuffer: 1 << 28 }).equals(data), 'in order');
+  } finally {
+    setSharedPool(undefined);
+    await idle.destroy();
+  }
+});
+
 test('a pool without prestart starts no thread until work comes', async () => {
   const lazy = new WorkerPool({ threads: 2 });
   assert.is(lazy.started, 0);
