@@ -13,7 +13,8 @@ import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ExitCode, FloeError, InterruptedError, UsageError } from '../errors.js';
 import { runAction } from '../actions/index.js';
-import { closeSharedPool, prewarmSharedPool } from '../pipeline/pool.js';
+import { allowPoolPrestart, closeSharedPool, prewarmSharedPool } from '../pipeline/pool.js';
+import { compressesInline } from '../transform/blocks.js';
 import { prewarmSerialWorker } from '../pipeline/serial.js';
 import { ACTIONS, ActionName } from './options.js';
 import { AgentOptions, Raw, defaults, parseArgv, readIni } from './parse.js';
@@ -73,11 +74,16 @@ export async function main(argv: string[]): Promise<number> {
     const opts = mergeOptions(parsed.cli, action);
     // Every backup and restore runs a serial stage: its thread loads while the action's modules do.
     if (opts.action === 'backup' || opts.action === 'restore') prewarmSerialWorker();
-    // A backup that compresses with gzip keeps the pool's threads busy: they start (two of them, the rest
-    // when blocks queue) and load while the action's modules load and the tree is scanned. zstd is fast
-    // enough that a level 1 compresses on the main thread: its pool starts with a level 0 (actions/backup.ts)
-    // or once a level 1 turns out large (transform/parallel.ts).
-    if (opts.action === 'backup' && opts.engine === 'tar' && opts.compression === 'gzip') prewarmSharedPool('gzip');
+    // This process runs one action and closes the pool when it ends (finally, below): its threads may start
+    // before work comes. A backup that compresses with gzip (or a slow zstd level) keeps them busy: they
+    // start (two, the rest when blocks queue) and load while the action's modules load and the tree is
+    // scanned. Fast zstd levels compress on the main thread until the pool pays: it starts with a level 0
+    // (actions/backup.ts) or once a level 1 turns out large (transform/parallel.ts).
+    allowPoolPrestart();
+    if (opts.action === 'backup' && opts.engine === 'tar' && (opts.compression === 'gzip' || opts.compression === 'zstd')
+      && !compressesInline(opts.compression, opts.compression_level)) {
+      prewarmSharedPool(opts.compression);
+    }
     out = new Output({
       json: opts.json, quiet: opts.quiet, logFile: opts.log_file,
       stdoutReserved: opts.metadata_out === '-',

@@ -79,6 +79,10 @@ export class WorkerPool {
       recordTiming: false,
     });
     this.#announces = options.filename === undefined;
+    // Piscina reports here what no task is waiting for: a worker that died idle (the next task starts
+    // another), a result that came after destroy(). Unheard, the event would crash the process on the way
+    // out of a backup that failed while tasks were in flight. Tasks report their own failures.
+    this.#pool.on('error', () => undefined);
     this.#pool.on('message', (m: unknown) => {
       if (typeof m === 'object' && m !== null && WORKER_LOADED in m) {
         this.#loaded.add((m as { [WORKER_LOADED]: number })[WORKER_LOADED]);
@@ -98,13 +102,13 @@ export class WorkerPool {
   }
 
   /**
-   * ready: at least one thread is running and every started one has loaded its module, so a task sent now
-   * runs at once. A pool of another worker module (tests) does not announce its threads: always ready.
+   * ready: some thread has loaded its module, so a task sent now does not wait for a thread to start (the
+   * others may still be loading, or starting because blocks queue). A pool of another worker module
+   * (tests) does not announce its threads: always ready.
    */
   get ready(): boolean {
     if (!this.#announces) return true;
-    const threads = this.#pool.threads;
-    return threads.length > 0 && threads.every((w) => this.#loaded.has(w.threadId));
+    return this.#pool.threads.some((w) => this.#loaded.has(w.threadId));
   }
 
   /** run sends one task; `data` (if any) is transferred, so the caller gives it up. */
@@ -183,13 +187,27 @@ export function startedSharedPool(): WorkerPool | undefined {
 }
 
 /**
- * prewarmSharedPool makes the process's pool now, its threads started and loading `preload`'s module: the
- * CLI calls it before a gzip backup, a zstd backup at level 0 (and the zstd stage past its inline budget,
- * transform/parallel.ts). Without it the threads start when the first block is ready, and a gzip level 1
- * that changes a few files waits ~50-70 ms for them after its scan.
+ * prestartAllowed: whether prewarmSharedPool may start threads before work comes. A prestarted pool keeps
+ * its threads (Piscina's minThreads) until closed: right for a command that closes it when it ends (the
+ * CLI: allowPoolPrestart), not for a long-lived process that runs actions in-process (the scheduler),
+ * which gets a pool whose threads start with work and end when idle.
+ */
+let prestartAllowed = false;
+
+/** allowPoolPrestart: this process runs one command and closes the shared pool at its end (engine/cli/main.ts). */
+export function allowPoolPrestart(): void {
+  prestartAllowed = true;
+}
+
+/**
+ * prewarmSharedPool makes the process's pool now, its threads started and loading `preload`'s module
+ * (only where allowPoolPrestart was called; elsewhere a pool that starts threads with work). Callers: the
+ * CLI before a gzip backup or a slow zstd level, a zstd backup at level 0 (actions/backup.ts), the zstd
+ * stage past its inline budget (transform/parallel.ts). Without it the threads start when the first block
+ * is ready, and a gzip level 1 that changes a few files waits ~50-70 ms for them after its scan.
  */
 export function prewarmSharedPool(preload?: 'gzip' | 'zstd'): void {
-  shared ??= new WorkerPool({ prestart: { preload } });
+  shared ??= new WorkerPool(prestartAllowed ? { prestart: { preload } } : {});
 }
 
 /** setSharedPool replaces the process's pool (tests inject failing workers). */

@@ -17,6 +17,18 @@ const zlib = () => (zlibModule ??= require('node:zlib') as typeof Zlib);
 /** BlockCompression: the algorithms with a block compressor. */
 export type BlockCompression = 'gzip' | 'zstd';
 
+/**
+ * INLINE_MAX_ZSTD_LEVEL: the zstd levels fast enough (1-5 ms a 2 MiB block at level 1, about twice that at
+ * 3) for the parallel stage to compress on the main thread while no pool thread is ready
+ * (transform/parallel.ts). Higher levels take tens of ms a block (level 19: 69 ms on very repetitive text).
+ */
+export const INLINE_MAX_ZSTD_LEVEL = 3;
+
+/** compressesInline: whether the parallel stage may compress `alg` at `level` on its own thread. */
+export function compressesInline(alg: BlockCompression, level: number | undefined): boolean {
+  return alg === 'zstd' && (level ?? 1) <= INLINE_MAX_ZSTD_LEVEL;
+}
+
 /** compressBlock compresses `data` as one gzip member or one zstd frame, in a buffer of its own. */
 export function compressBlock(alg: BlockCompression, level: number, data: Uint8Array): Buffer {
   return alg === 'zstd' ? zstdFrame(data, level) : gzipBlock(data, level);

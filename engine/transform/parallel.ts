@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { UsageError } from '../errors.js';
 import { Stage, rechunk } from '../pipeline/stages.js';
 import { WorkerPool, prewarmSharedPool, sharedPool, startedSharedPool, transferable } from '../pipeline/pool.js';
-import { compressBlock } from './blocks.js';
+import { compressBlock, compressesInline } from './blocks.js';
 import { Compression, compressionLevel } from './compress.js';
 
 export const BLOCK_SIZE = 2 * 1024 * 1024;
@@ -50,44 +50,47 @@ export function parallelStage(alg: 'gzip' | 'zstd' | 'bzip2' | 'xz', o: Parallel
  * 46-68 ms of it inline; zstd + encryption): two prestarted threads 0.43-0.54 s, no pool 0.36-0.38 s, a
  * pool started after 50 ms of inline work 0.43-0.45 s. So the budget is about what two threads cost. A
  * stream that turns out large still gets every core: past the budget the pool starts and, while its
- * threads load, blocks go on being compressed here. gzip takes ~60 ms a block: its blocks always go to the
- * pool.
+ * threads load, blocks go on being compressed here. gzip (~60 ms a block) and zstd above level 3
+ * (transform/blocks.ts compressesInline) always go to the pool.
  */
 const INLINE_BUDGET_MS = 150;
 
 export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions = {}): Stage {
   const level = compressionLevel(alg, o.level);
   const blockSize = o.blockSize ?? BLOCK_SIZE;
-  // Blocks of zstd are compressed here while no thread of the shared pool is ready (o.pool: always the pool).
-  const inline = alg === 'zstd' && !o.pool;
+  // Fast zstd levels are compressed here while no thread of the shared pool is ready (o.pool: always the pool).
+  const inline = !o.pool && compressesInline(alg, level);
   const budget = o.inlineBudgetMs ?? INLINE_BUDGET_MS;
   return async function* (input, signal) {
     let pool = o.pool ?? (inline ? startedSharedPool() : sharedPool());
     let inlineMs = 0;
-    const limit = () => o.inflight ?? (pool ? pool.threads * 2 : 2);
-    // In stream order: compressed blocks, or the pool's promises of them.
-    const pending: Array<Buffer | Promise<Buffer>> = [];
+    // The pool's promises, in stream order; at most limit() of them (blocks are compressed here only while
+    // none is out, and yielded at once).
+    const pending: Array<Promise<Buffer>> = [];
     try {
       for await (const block of rechunk(blockSize)(input, signal)) {
         if (signal.aborted) throw signal.reason;
-        if (inline && !pool && inlineMs >= budget) {
-          prewarmSharedPool(alg);
-          pool = startedSharedPool();
+        if (inline && pending.length === 0 && !pool?.ready) {
+          if (!pool && inlineMs >= budget) {
+            prewarmSharedPool(alg);
+            pool = startedSharedPool();
+          }
+          // Here before the budget, and while started threads load. A pool with no thread (a long-lived
+          // process's, whose threads ended when idle) is given the block past the budget, which starts one.
+          if (!pool || pool.started > 0 || inlineMs < budget) {
+            const t = performance.now();
+            const out = compressBlock(alg, level, block);
+            inlineMs += performance.now() - t;
+            yield out;
+            continue;
+          }
         }
-        // Here while no pool thread is ready: before the budget, or while started threads load. A pool whose
-        // threads all ended (idle, in a long-lived process: the scheduler's in-process actions) is given the
-        // block past the budget, which starts a thread again.
-        if (!pool || (inline && !pool.ready && (pool.started > 0 || inlineMs < budget))) {
-          const t = performance.now();
-          pending.push(compressBlock(alg, level, block));
-          inlineMs += performance.now() - t;
-          while (pending.length > 0 && Buffer.isBuffer(pending[0])) yield pending.shift() as Buffer;
-          continue;
-        }
+        pool ??= sharedPool();
         const p = pool.run({ op: alg, level, data: transferable(block) });
         p.catch(() => undefined); // awaited below, in order; this only keeps a later failure from being "unhandled"
         pending.push(p);
-        if (pending.length >= limit()) yield await pending.shift()!;
+        const limit = o.inflight ?? pool.threads * 2;
+        while (pending.length >= limit) yield await pending.shift()!;
       }
       while (pending.length > 0) yield await pending.shift()!;
     } finally {

@@ -103,6 +103,43 @@ test('parallel zstd with a shared pool whose threads are gone: inline within the
   }
 });
 
+test('parallel zstd with a prestarted shared pool: inline while its threads load, then the pool, in order and bounded', async () => {
+  /** Counts the tasks out at once. */
+  class Counting extends WorkerPool {
+    out = 0;
+    most = 0;
+    override async run(task: Parameters<WorkerPool['run']>[0]): Promise<Buffer> {
+      this.most = Math.max(this.most, ++this.out);
+      try {
+        return await super.run(task);
+      } finally {
+        this.out--;
+      }
+    }
+  }
+  // 4 threads: two start with the pool, Piscina starts the others as blocks queue (those load while the
+  // first two work: the stage must keep sending to the pool, not go back to compressing here)
+  const warm = new Counting({ threads: 4, prestart: { preload: 'zstd' } });
+  setSharedPool(warm);
+  try {
+    const data = Buffer.concat([sample(), sample(), sample()]);
+    const third = Math.floor(data.length / 3);
+    async function* source(): AsyncIterable<Buffer> {
+      yield* chunks(data.subarray(0, third), 300000); // compressed here, the threads still loading
+      const until = Date.now() + 20_000;
+      while (!warm.ready && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      yield* chunks(data.subarray(third), 300000);
+    }
+    const z = await collect(parallelCompressStage('zstd', { blockSize: 1 << 18 })(source(), new AbortController().signal));
+    assert.ok(execFileSync('zstd', ['-dc'], { input: z, maxBuffer: 1 << 28 }).equals(data), 'zstd -d reads the frames, in order');
+    assert.ok(warm.completed > 0, 'the pool compressed blocks once a thread was ready');
+    assert.ok(warm.most <= 8, `at most threads x 2 tasks out at once (${warm.most})`);
+  } finally {
+    setSharedPool(undefined);
+    await warm.destroy();
+  }
+});
+
 test('a pool without prestart starts no thread until work comes', async () => {
   const lazy = new WorkerPool({ threads: 2 });
   assert.is(lazy.started, 0);
