@@ -115,5 +115,10 @@ try {
   if (preload === 'zstd' || preload === 'gzip') loadBlockCompressor(preload);
 } catch { /* reported by the first task that needs it */ }
 
-// The last statement of this module: tells the pool that this worker has finished loading (pool.ts).
-if (!isMainThread) parentPort?.postMessage({ [WORKER_LOADED]: threadId });
+// Tells the pool that this worker has finished loading (pool.ts), once the require() that loads this module
+// has returned: Piscina loads it with require() (inside a promise job), and on Node 20 that call still
+// instantiates the module's CommonJS facade after the last statement here has run. A pool destroyed in
+// between (it waits for this message) aborted the process (exit 134, CreateRequiredModuleFacade) in about
+// 1 of 12 runs of the pool tests. A microtask runs once that job has returned; not a later turn of the
+// event loop, which a Piscina worker blocks (Atomics.wait) until its first task.
+if (!isMainThread) queueMicrotask(() => parentPort?.postMessage({ [WORKER_LOADED]: threadId }));

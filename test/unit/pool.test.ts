@@ -140,6 +140,18 @@ test('parallel zstd with a prestarted shared pool: inline while its threads load
   }
 });
 
+test('prestarted pools destroyed as soon as their threads have loaded: the process never aborts', () => {
+  // Node 20 aborts (exit 134) when a worker is terminated while require() still instantiates its module;
+  // the pool waits for each worker's "loaded" message, which must come after that (worker.ts). In a child
+  // process, so that an abort fails this test instead of the test run. Before the fix: 5 aborts in 5 runs.
+  const poolJs = new URL('../../engine/pipeline/pool.js', import.meta.url).href;
+  const script = `const { WorkerPool } = await import(${JSON.stringify(poolJs)});
+for (let i = 0; i < 40; i++) await new WorkerPool({ threads: 2, prestart: { preload: i % 2 ? 'zstd' : 'gzip' } }).destroy();
+process.stdout.write('ok');`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+  assert.is(out, 'ok');
+});
+
 test('a pool without prestart starts no thread until work comes', async () => {
   const lazy = new WorkerPool({ threads: 2 });
   assert.is(lazy.started, 0);
