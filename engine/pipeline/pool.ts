@@ -58,6 +58,8 @@ export class WorkerPool {
   /** threadIds of the workers that said they finished loading (a replaced worker's id is never reused). */
   readonly #loaded = new Set<number>();
   #onLoaded: (() => void) | undefined;
+  /** One per task not settled yet: aborted when no thread is left to run it (see the 'error' listener). */
+  readonly #queued = new Set<AbortController>();
 
   constructor(options: PoolOptions = {}) {
     const threads = options.threads ?? Math.max(1, availableParallelism());
@@ -79,10 +81,15 @@ export class WorkerPool {
       recordTiming: false,
     });
     this.#announces = options.filename === undefined;
-    // Piscina reports here what no task is waiting for: a worker that died idle (the next task starts
-    // another), a result that came after destroy(). Unheard, the event would crash the process on the way
-    // out of a backup that failed while tasks were in flight. Tasks report their own failures.
-    this.#pool.on('error', () => undefined);
+    // Piscina reports here what no running task is waiting for: a worker that died idle or while starting,
+    // a result that came after destroy(). Unheard, the event crashed the process on the way out of a
+    // backup that failed while tasks were in flight. A worker that fails while starting is not replaced,
+    // and tasks queued for it would wait forever: with no thread left, they fail with this error.
+    this.#pool.on('error', (err: unknown) => {
+      if (this.#pool.threads.length > 0) return; // a thread is left: it takes the queued tasks
+      for (const queued of this.#queued) queued.abort(err);
+      this.#queued.clear();
+    });
     this.#pool.on('message', (m: unknown) => {
       if (typeof m === 'object' && m !== null && WORKER_LOADED in m) {
         this.#loaded.add((m as { [WORKER_LOADED]: number })[WORKER_LOADED]);
@@ -116,10 +123,15 @@ export class WorkerPool {
     const data = 'data' in task ? task.data : undefined;
     const transferList = data && isWhole(data) ? [data.buffer as ArrayBuffer] : undefined;
     let result: WorkerResult;
+    const queued = new AbortController();
+    this.#queued.add(queued);
     try {
-      result = await this.#pool.run(task, { transferList });
+      result = await this.#pool.run(task, { transferList, signal: queued.signal });
     } catch (err) {
-      throw new WorkerError(`worker failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      const cause = queued.signal.aborted ? queued.signal.reason as unknown : err;
+      throw new WorkerError(`worker failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    } finally {
+      this.#queued.delete(queued);
     }
     if (!(result instanceof Uint8Array)) throw new WorkerError(`worker failed: ${result.error.code}: ${result.error.message}`);
     const out = result;

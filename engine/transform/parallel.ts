@@ -49,9 +49,10 @@ export function parallelStage(alg: 'gzip' | 'zstd' | 'bzip2' | 'xz', o: Parallel
  * process can exit. Measured (1 GiB bench tree, level 1 after the bench's mutation: 57 MiB to compress,
  * 46-68 ms of it inline; zstd + encryption): two prestarted threads 0.43-0.54 s, no pool 0.36-0.38 s, a
  * pool started after 50 ms of inline work 0.43-0.45 s. So the budget is about what two threads cost. A
- * stream that turns out large still gets every core: past the budget the pool starts and, while its
- * threads load, blocks go on being compressed here. gzip (~60 ms a block) and zstd above level 3
- * (transform/blocks.ts compressesInline) always go to the pool.
+ * stream that turns out large still gets every core: past the budget the pool starts; in the CLI its
+ * threads start at once and blocks go on being compressed here while they load, elsewhere (a long-lived
+ * process: pool.ts allowPoolPrestart) they start with the first block sent, which waits for one. gzip
+ * (~60 ms a block) and zstd above level 3 (transform/blocks.ts compressesInline) always go to the pool.
  */
 const INLINE_BUDGET_MS = 150;
 
@@ -64,7 +65,7 @@ export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions =
   return async function* (input, signal) {
     let pool = o.pool ?? (inline ? startedSharedPool() : sharedPool());
     let inlineMs = 0;
-    // The pool's promises, in stream order; at most limit() of them (blocks are compressed here only while
+    // The pool's promises, in stream order; at most `limit` of them (blocks are compressed here only while
     // none is out, and yielded at once).
     const pending: Array<Promise<Buffer>> = [];
     try {
@@ -75,8 +76,9 @@ export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions =
             prewarmSharedPool(alg);
             pool = startedSharedPool();
           }
-          // Here before the budget, and while started threads load. A pool with no thread (a long-lived
-          // process's, whose threads ended when idle) is given the block past the budget, which starts one.
+          // Here before the budget, and while started threads load. A pool with no thread (not prestarted,
+          // or a long-lived process's whose threads ended when idle) is given the block past the budget,
+          // which starts one.
           if (!pool || pool.started > 0 || inlineMs < budget) {
             const t = performance.now();
             const out = compressBlock(alg, level, block);
@@ -89,7 +91,7 @@ export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions =
         const p = pool.run({ op: alg, level, data: transferable(block) });
         p.catch(() => undefined); // awaited below, in order; this only keeps a later failure from being "unhandled"
         pending.push(p);
-        const limit = o.inflight ?? pool.threads * 2;
+        const limit = Math.max(1, o.inflight ?? pool.threads * 2);
         while (pending.length >= limit) yield await pending.shift()!;
       }
       while (pending.length > 0) yield await pending.shift()!;
