@@ -218,8 +218,9 @@ export function allowPoolPrestart(): void {
  * stage past its inline budget (transform/parallel.ts). Without it the threads start when the first block
  * is ready, and a gzip level 1 that changes a few files waits ~50-70 ms for them after its scan.
  */
-export function prewarmSharedPool(preload?: 'gzip' | 'zstd'): void {
+export function prewarmSharedPool(preload?: 'gzip' | 'zstd'): WorkerPool {
   shared ??= new WorkerPool(prestartAllowed ? { prestart: { preload } } : {});
+  return shared;
 }
 
 /** setSharedPool replaces the process's pool (tests inject failing workers). */

@@ -72,14 +72,11 @@ export function parallelCompressStage(alg: 'gzip' | 'zstd', o: ParallelOptions =
       for await (const block of rechunk(blockSize)(input, signal)) {
         if (signal.aborted) throw signal.reason;
         if (inline && pending.length === 0 && !pool?.ready) {
-          if (!pool && inlineMs >= budget) {
-            prewarmSharedPool(alg);
-            pool = startedSharedPool();
-          }
+          if (inlineMs >= budget) pool ??= prewarmSharedPool(alg);
           // Here before the budget, and while started threads load. A pool with no thread (not prestarted,
           // or a long-lived process's whose threads ended when idle) is given the block past the budget,
           // which starts one.
-          if (!pool || pool.started > 0 || inlineMs < budget) {
+          if (inlineMs < budget || pool!.started > 0) {
             const t = performance.now();
             const out = compressBlock(alg, level, block);
             inlineMs += performance.now() - t;

@@ -28,6 +28,12 @@ async function collect(src: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
+/** untilReady waits (at most 20 s) until the pool `get` gives has a thread ready. */
+async function untilReady(get: () => WorkerPool | undefined): Promise<void> {
+  const until = Date.now() + 20_000;
+  while (!get()?.ready && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+}
+
 function sample(): Buffer {
   const text = Buffer.from('the quick brown fox jumps over the lazy dog 0123456789\n'.repeat(60000));
   return Buffer.concat([text, randomBytes(3 * 1024 * 1024), text.subarray(0, 1234567)]);
@@ -70,8 +76,7 @@ test('parallel zstd past its inline budget starts the pool and hands it the rest
   async function* source(): AsyncIterable<Buffer> {
     const half = Math.floor(data.length / 2);
     yield* chunks(data.subarray(0, half), blocks);
-    const until = Date.now() + 20_000;
-    while (!startedSharedPool()?.ready && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    await untilReady(() => startedSharedPool());
     yield* chunks(data.subarray(half), blocks);
   }
   try {
@@ -120,8 +125,7 @@ test('parallel zstd with a prestarted shared pool: inline while its threads load
     async function* source(): AsyncIterable<Buffer> {
       for (let off = 0; off < data.length; off += block) {
         if (off === firstPart) { // the first blocks are compressed here, the threads still loading
-          const until = Date.now() + 20_000;
-          while (!warm.ready && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+          await untilReady(() => warm);
         }
         pulled++;
         most = Math.max(most, pulled - yielded);
