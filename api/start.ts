@@ -4,7 +4,8 @@
  * It makes (once) a home directory, `$FLOE_HOME` or ~/.floe, holding the SQLite database, an admin token
  * for the web UI and an agent token for this node's scheduler (files readable by their owner only: the
  * database keeps only their hashes), then runs the API with the UI on 127.0.0.1:9090 in this process and
- * a scheduler for this node as a child process, and stops both on Ctrl-C. If either dies, both stop.
+ * a scheduler for this node as a child process, and stops both on Ctrl-C. If either dies, both stop (the
+ * scheduler sees this process end through an IPC channel, even when it is killed with SIGKILL).
  *
  *   floe start [--host H] [--port P] [--home DIR] [--interval SECONDS]
  */
@@ -96,7 +97,9 @@ export async function runStart(argv: readonly string[], signal: AbortSignal): Pr
   const scheduler: ChildProcess = spawn(process.execPath, [
     ...NODE_FLAGS, bin, 'scheduler', 'start', '--no-daemon', '--api', server.url, '--token-file', agentFile,
     '--client-id', clientId, '--jobs-dir', join(o.home, 'scheduler'), '--interval', String(o.interval),
-  ], { stdio: ['ignore', 'inherit', 'inherit'], env: floeEnv() });
+    // The IPC channel is how the scheduler learns that this process is gone, even killed with SIGKILL
+    // (engine/cli/main.ts): it then stops too, instead of polling a dead API for ever. Nothing is sent on it.
+  ], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: floeEnv() });
   process.stdout.write([
     `floe is running: API and web UI at ${server.url}/ui/`,
     `  sign in with the admin token in ${adminFile}`,

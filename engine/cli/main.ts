@@ -33,6 +33,14 @@ export async function main(argv: string[]): Promise<number> {
     if (err?.code === 'EPIPE' || err?.code === 'ERR_STREAM_DESTROYED') controller.abort(new InterruptedError("the reader of floe's output went away"));
   };
   process.stdout.on('error', onStdoutError);
+  // Started with an IPC channel (`floe start` runs its scheduler so): the channel closes when the parent
+  // ends, even by SIGKILL, which no signal handler of the parent's can pass on; then stop as if asked to.
+  // Unreferenced: the channel alone must not keep this process running.
+  const onParentGone = () => controller.abort(new InterruptedError('the parent process went away'));
+  if (process.channel) {
+    process.once('disconnect', onParentGone);
+    process.channel.unref();
+  }
   try {
     const [first, ...rest] = argv;
     if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
@@ -96,6 +104,7 @@ export async function main(argv: string[]): Promise<number> {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     process.stdout.removeListener('error', onStdoutError);
+    process.removeListener('disconnect', onParentGone);
   }
 }
 
