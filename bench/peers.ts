@@ -170,6 +170,10 @@ const SHELL_CASES: ShellCase[] = [
     script: 'tar -cf - . | zstd -1 -q | openssl enc -aes-256-cfb -pass file:PASS -out OUT 2>/dev/null',
     restore: { name: 'openssl enc -d | zstd -d | tar -xf', role: 'peer', script: 'openssl enc -d -aes-256-cfb -pass file:PASS -in OUT 2>/dev/null | zstd -d -q | tar -xf - -C TARGET' } },
   { name: 'tar -cf - | cat > /dev/null', role: 'baseline', compression: 'none', needs: ['tar'], script: 'tar -cf - . | cat > /dev/null' },
+  // The same stream stored durably, as floe stores its backups (past the page cache, synced): what this
+  // disk takes to keep the uncompressed tree, next to the baseline above, which writes nothing.
+  { name: 'tar -cf - | dd oflag=direct', role: 'baseline', compression: 'none', needs: ['tar', 'dd'], out: 'tar-dd.tar',
+    script: 'tar -cf - . | dd of=OUT bs=8M iflag=fullblock oflag=direct conv=fsync status=none' },
   { name: 'tar -cf', role: 'baseline', compression: 'none', needs: ['tar'], out: 'tar-cf.tar', script: 'tar -cf OUT .',
     restore: { name: 'tar -xf', role: 'baseline', script: 'tar -xf OUT -C TARGET' } },
 ];

@@ -113,6 +113,8 @@ test('ratios and targets come from the numbers', () => {
     c('full', 'freezer-agent gzip enc', 'freezer', 'peer', true, 40, 1000),
     c('full', 'tar -czf', 'tar', 'peer', false, 35),
     c('full', 'tar -cf - | cat > /dev/null', 'tar', 'baseline', false, 1),
+    c('full', 'tar -cf - | dd oflag=direct', 'tar', 'baseline', false, 1.6, 1000),
+    c('full', 'floe none', 'floe', 'floe', false, 1.5, 1000),
     c('level1', 'floe gzip enc', 'floe', 'floe', true, 2),
   ];
   const best = addRatios(cases);
@@ -127,6 +129,9 @@ test('ratios and targets come from the numbers', () => {
   assert.is(status('Level 1 (gzip'), 'FAIL'); // 2 s is 0.2x of 10 s
   assert.is(status('Level 1 (zstd'), 'n/a');
   assert.is(status('Peak RSS <= 300 MB'), 'PASS');
+  const none = targets.find((t) => t.target.startsWith('Full backup, no compression'))!;
+  assert.is(none.status, 'FAIL'); // 1.5 s is 0.67x of 1 s
+  assert.is(none.detail, '0.67x (1.50 s vs 1.00 s; storing the stream durably, tar -cf - | dd oflag=direct: 1.60 s)');
 
   // RSS at 4x: compared with the other size's run of the same commit, else the latest one.
   const run = (commit: string, date: string, bytes: number, rss: number) => ({
