@@ -426,6 +426,37 @@ test('full disk: the backup fails, earlier backups on that disk still restore', 
   if (ran) await assertGoodBackupsRestore('full disk');
 });
 
+test('full disk on restore: the restore fails at once with its error, and the process ends', async () => {
+  const mnt = join(root, 'small-target');
+  await fs.mkdir(mnt);
+  // More than the reading thread sends ahead (16 MiB) and than the disk holds: the thread is still
+  // reading when the extraction fails. Before the fix the error was printed and the process never ended.
+  const tree = join(root, 'restore-big-src');
+  await createTree(tree, {
+    'a.bin': { type: 'file', random: 24 * 1024 * 1024, seed: 61 },
+    'b.bin': { type: 'file', random: 24 * 1024 * 1024, seed: 62 },
+  });
+  const container = join(root, 'restore-full-store');
+  const cases: Good[] = [
+    { name: 'full-zstd', compression: 'zstd', encrypt: false },
+    { name: 'full-gzip-enc', compression: 'gzip', encrypt: true },
+    { name: 'full-none', compression: 'none', encrypt: false },
+    { name: 'full-rsync', compression: 'zstd', encrypt: false, engine: 'rsync' },
+  ];
+  for (const g of cases) {
+    const b = await runFloe(backupArgs(g, container, tree));
+    assert.ok(b.code === 0, `${g.name}: backup: ${describe(b)}`);
+  }
+  await withTmpfs(mnt, { what: 'a full disk under a restore', size: '8m' }, async () => {
+    for (const g of cases) {
+      const r = await runFloe(restoreArgs(g, join(mnt, g.name), container), { timeoutMs: 30_000 });
+      assertFailure(r, EXIT.STORAGE, `${g.name}: restore onto a full disk`);
+      assert.match(r.stderr, /no space left on device/);
+      await fs.rm(join(mnt, g.name), { recursive: true, force: true });
+    }
+  });
+});
+
 test('cleanup', async () => {
   if (root) await removeDir(root);
 });

@@ -84,6 +84,17 @@ class ByteReader {
     this.#it = input[Symbol.asyncIterator]();
   }
 
+  /**
+   * close gives the input up (its iterator's return()), unless it ended: a restore stopped early (a full
+   * disk) must stop what feeds it, whose stages and threads would otherwise wait for ever to be read,
+   * keeping the process alive after its error was reported.
+   */
+  async close(): Promise<void> {
+    if (this.#eof) return;
+    this.#eof = true;
+    await this.#it.return?.();
+  }
+
   async #next(): Promise<Buffer | null> {
     if (this.#eof) return null;
     const r = await this.#it.next();
@@ -141,6 +152,11 @@ class Restorer {
     this.#o = o;
     this.#r = new ByteReader(input);
     this.#xattrs = xattrWriter(o, (m) => this.#warn(m));
+  }
+
+  /** close: the input is given up (ByteReader.close), whether the restore ended or failed. */
+  close(): Promise<void> {
+    return this.#r.close();
   }
 
   #warn(m: string): void {
@@ -555,6 +571,8 @@ export async function extractRsync(input: AsyncIterable<Buffer>, o: RsyncRestore
     const code = (err as NodeJS.ErrnoException)?.code;
     if (typeof code === 'string' && code.startsWith('E')) throw new StorageError(`restore: ${errnoMessage(err)}`, { cause: err });
     throw err;
+  } finally {
+    await r.close();
   }
   return r.result;
 }

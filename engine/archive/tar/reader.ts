@@ -64,6 +64,18 @@ class ByteSource {
     this.#signal = signal;
   }
 
+  /**
+   * close gives the input up (its iterator's return()), unless it ended: a reader stopped early (the
+   * extractor failed: a full disk) must stop what feeds it, whose stages and threads would otherwise wait
+   * for ever to be read, keeping the process alive after its error was reported.
+   */
+  async close(): Promise<void> {
+    if (this.#eof) return;
+    this.#eof = true;
+    this.#buf = EMPTY;
+    await this.#it.return?.();
+  }
+
   /** fill makes the current buffer non-empty; false at the end of the stream. */
   async #fill(): Promise<boolean> {
     while (this.#buf.length === 0) {
@@ -246,6 +258,14 @@ export async function* readTar(
   options: ReadOptions = {},
 ): AsyncIterable<TarEntry> {
   const src = new ByteSource(input, signal);
+  try {
+    yield* entries(src, signal, options);
+  } finally {
+    await src.close();
+  }
+}
+
+async function* entries(src: ByteSource, signal: AbortSignal | undefined, options: ReadOptions): AsyncIterable<TarEntry> {
   const globalPax = new Map<string, string>();
   let pax: Map<string, string> | null = null;
   let longName: string | null = null;
