@@ -1,6 +1,6 @@
 /**
  * The thread behind serial.ts: runs a chain of stateful stages (CFB encryption, segment sealing, segment
- * verification) over the buffers the main thread sends, or over an object it reads itself, in order, and
+ * verification; on restore also decryption and decompression) over the buffers the main thread sends, or over an object it reads itself, in order, and
  * sends their output back.
  *
  * Protocol (messages on parentPort):
@@ -11,15 +11,17 @@
  *        { type: 'data', buf }   one input buffer, transferred (or a view of shared memory, passed)
  *        { type: 'end' }         no more input
  *        { type: 'credit', bytes } the consumer took that many bytes of the output (source mode)
- *   out: { type: 'out', buf }    one output buffer, in order, transferred when it owns its memory;
- *                                a view of shared memory is passed back as it is
+ *   out: { type: 'out', buf, read? } one output buffer, in order, transferred when it owns its memory;
+ *                                a view of shared memory is passed back as it is; in source mode, `read`:
+ *                                bytes of the object read since the last 'out' (its output may be larger:
+ *                                decompressed)
  *        { type: 'done', seal }  the chain finished; `seal`: the integrity record of a 'seal' spec
  *        { type: 'error', error: { name, code, message, exitCode } }
  * After 'done' or 'error' the thread ends by itself.
  */
 import { parentPort } from 'node:worker_threads';
 import { FloeError } from '../errors.js';
-import { encryptStage } from '../transform/encrypt.js';
+import { decryptStage, encryptStage } from '../transform/encrypt.js';
 import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.js';
 import { released } from './gc.js';
 import { transferable } from './pool.js';
@@ -59,7 +61,7 @@ port.on('message', (m: Start | { type: 'data'; buf: Uint8Array } | { type: 'end'
 
 let seal: IntegrityRecord | undefined;
 
-function build(spec: SerialSpec): Stage {
+async function build(spec: SerialSpec): Promise<Stage> {
   switch (spec.kind) {
     case 'encrypt':
       return encryptStage(Buffer.from(spec.password), { backend: spec.backend, inPlace: true });
@@ -68,32 +70,50 @@ function build(spec: SerialSpec): Stage {
       return sealStage(spec.object, spec.key ? Buffer.from(spec.key) : undefined, spec.segmentSize, seal);
     case 'verify':
       return verifyStage(spec.object, spec.key ? Buffer.from(spec.key) : undefined, spec.record);
+    case 'decrypt':
+      return decryptStage(Buffer.from(spec.password), undefined, { backend: spec.backend });
+    case 'decompress':
+      // loaded only here: a thread that encrypts or verifies does not load zlib and zstd (~3 ms)
+      return (await import('../transform/compress.js')).decompressStage(spec.compression);
   }
 }
 
-function send(b: Buffer): void {
+function send(b: Buffer, read?: number): void {
   if (b.buffer instanceof SharedArrayBuffer) {
     port.postMessage({ type: 'out', buf: b });
     return;
   }
   // A view of part of a larger buffer cannot be transferred without detaching the rest: copied then.
   const out = transferable(b);
-  port.postMessage({ type: 'out', buf: out }, [out.buffer as ArrayBuffer]);
+  port.postMessage(read === undefined ? { type: 'out', buf: out } : { type: 'out', buf: out, read }, [out.buffer as ArrayBuffer]);
+}
+
+async function* counting(input: AsyncIterable<Buffer>, count: (n: number) => void): AsyncIterable<Buffer> {
+  for await (const b of input) {
+    count(b.length);
+    yield b;
+  }
 }
 
 async function main(): Promise<void> {
   try {
     const start = await specsGiven;
     const source = 'source' in start ? start : undefined;
+    let read = 0;
+    let reported = 0;
     let stream: AsyncIterable<Buffer> = source
-      ? (await import('../storage/registry.js')).readObjectSource(source.source, { chunkSize: source.chunkSize, signal: controller.signal })
+      ? counting((await import('../storage/registry.js')).readObjectSource(source.source, { chunkSize: source.chunkSize, signal: controller.signal }), (n) => { read += n; })
       : input;
-    for (const spec of start.specs) stream = build(spec)(stream, controller.signal);
+    for (const spec of start.specs) stream = (await build(spec))(stream, controller.signal);
     for await (const b of stream) {
       const n = b.length; // 0 once sent: its memory is transferred
       if (n === 0) continue;
-      send(b);
-      if (!source) continue;
+      if (!source) {
+        send(b);
+        continue;
+      }
+      send(b, read - reported);
+      reported = read;
       released(n); // sent away: its wrapper is garbage
       uncredited += n;
       while (uncredited >= source.window) await new Promise<void>((r) => (onCredit = r));

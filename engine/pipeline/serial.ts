@@ -1,7 +1,8 @@
 /**
  * serialStage: the sequential, stateful transforms of the data path (AES-CFB encryption, segment sealing on
  * backup; segment verification on restore) run in a thread of their own instead of on the main thread.
- * serialSource: the same thread also reads the object it verifies (a restore from local storage).
+ * serialSource: the same thread also reads the object it verifies (a restore from local storage), and can
+ * decrypt and decompress it too, so that the main thread only extracts.
  *
  * Why: these cannot be split across the pool (CFB encryption chains block to block; a segment's tag is
  * one running state), and on the main thread they took 1-2.5 s per GiB from the archiver (tar headers,
@@ -19,6 +20,7 @@
 import { Worker } from 'node:worker_threads';
 import { BadPasswordError, ExitCodeValue, FloeError, IntegrityError } from '../errors.js';
 import type { CryptoBackend } from '../transform/encrypt.js';
+import type { Compression } from '../transform/compress.js';
 import type { IntegrityRecord } from '../transform/integrity.js';
 import type { ObjectSource } from '../storage/driver.js';
 import { WorkerError, transferable } from './pool.js';
@@ -30,7 +32,11 @@ export type SerialSpec =
   /** sealStage: tags every `segmentSize` bytes; the record comes back in `results.seal`. */
   | { kind: 'seal'; object: string; key?: Uint8Array; segmentSize: number }
   /** verifyStage: checks each segment against `record` before letting its bytes go. */
-  | { kind: 'verify'; object: string; key?: Uint8Array; record: IntegrityRecord };
+  | { kind: 'verify'; object: string; key?: Uint8Array; record: IntegrityRecord }
+  /** decryptStage, here, one block after the other (a restore whose thread has time to spare). */
+  | { kind: 'decrypt'; password: Uint8Array; backend?: CryptoBackend }
+  /** decompressStage of `compression` (its code loads only in a thread that decompresses). */
+  | { kind: 'decompress'; compression: Compression };
 
 export interface SerialResults {
   /** Filled (Object.assign) when the stream ends, for a chain with a 'seal' spec. */
@@ -46,7 +52,7 @@ const WINDOW = 4 * 1024 * 1024;
 const WORKER_URL = new URL('./serial-worker.js', import.meta.url);
 
 type Reply =
-  | { type: 'out'; buf: Uint8Array }
+  | { type: 'out'; buf: Uint8Array; read?: number }
   | { type: 'done'; seal?: IntegrityRecord }
   | { type: 'error'; error: { name: string; code: string; message: string; exitCode?: ExitCodeValue } };
 
@@ -59,7 +65,8 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
 
 /**
  * serialSource reads the object `source` names in the thread itself and runs `specs` over its bytes,
- * which come back in order, in buffers of their own (at most `chunkSize` bytes each).
+ * which come back in order, in buffers of their own (at most `chunkSize` bytes each, unless a spec
+ * decompresses). `onRead` is told the bytes of the object read, as they are.
  *
  * Why: a restore's extraction creates files with long runs of synchronous calls on the main thread, and
  * reads issued from the main thread's event loop waited for each run to end, so the disk and the
@@ -69,8 +76,10 @@ export function serialStage(specs: SerialSpec[], results: SerialResults = {}): S
  * (a verifier: one segment) and the reads in flight. Errors of the read come back as the storage's
  * (NotFoundError, StorageError: same message and exit code).
  */
-export function serialSource(source: ObjectSource, specs: SerialSpec[], options: { chunkSize: number; signal: AbortSignal }): AsyncIterable<Buffer> {
-  return drive({ type: 'specs', specs, source, chunkSize: options.chunkSize, window: SOURCE_WINDOW }, {}, options.signal, null);
+export function serialSource(
+  source: ObjectSource, specs: SerialSpec[], options: { chunkSize: number; signal: AbortSignal; onRead?: (bytes: number) => void },
+): AsyncIterable<Buffer> {
+  return drive({ type: 'specs', specs, source, chunkSize: options.chunkSize, window: SOURCE_WINDOW }, {}, options.signal, null, options.onRead);
 }
 
 /**
@@ -93,6 +102,7 @@ async function* drive(
   results: SerialResults,
   signal: AbortSignal,
   feed: { input: AsyncIterable<Buffer>; window: number } | null,
+  onRead?: (bytes: number) => void,
 ): AsyncGenerator<Buffer> {
   const worker = takeWorker();
   worker.postMessage(start);
@@ -121,6 +131,7 @@ async function* drive(
   };
   worker.on('message', (m: Reply) => {
     if (m.type === 'out') {
+      if (m.read) onRead?.(m.read);
       ready.push(m.buf.buffer instanceof SharedArrayBuffer ? sameShared(shared, m.buf) : Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength));
     }
     else if (m.type === 'done') {

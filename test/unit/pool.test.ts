@@ -301,7 +301,9 @@ test('a worker dying in the middle of an encrypted restore (parallel CFB decrypt
     '--backup-name', 'crashr', '--hostname', 'h', '--container', store, '--sync=false', '--encrypt-pass-file', pass, ...extra]).cli, action);
   const signal = new AbortController().signal;
   try {
-    await backup(opts('backup', ['--path-to-backup', src, '--compression', 'none']), out, signal);
+    // gzip: an encrypted gzip level is decrypted in the pool (an uncompressed or zstd one from local
+    // storage is decrypted by the thread that reads it: actions/restore.ts)
+    await backup(opts('backup', ['--path-to-backup', src, '--compression', 'gzip']), out, signal);
     setSharedPool(new WorkerPool({ threads: 1, filename: crashFixture }));
     const target = join(dir, 'restored');
     try {

@@ -11,7 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { serialStage } from '../../engine/pipeline/serial.js';
 import { runStages, type Stage } from '../../engine/pipeline/stages.js';
-import { decryptStage } from '../../engine/transform/encrypt.js';
+import { decryptStage, encryptBuffer } from '../../engine/transform/encrypt.js';
+import { compressStage } from '../../engine/transform/compress.js';
+import { encodeHeader } from '../../engine/archive/tar/header.js';
 import { IntegrityRecord, sealStage, verifyStage } from '../../engine/transform/integrity.js';
 import { BadPasswordError, IntegrityError, NotFoundError } from '../../engine/errors.js';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
@@ -122,6 +124,16 @@ async function stored(store: LocalStorage, key: string, data: Buffer): Promise<I
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 
+/** failureOf drains `src` and returns what it threw (undefined if it ended). */
+async function failureOf(src: AsyncIterable<Buffer>): Promise<unknown> {
+  try {
+    for await (const _ of src) { /* drain */ }
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
 test('serialSource: the thread reads and verifies the object itself, O_DIRECT or not, for a slow consumer too', async () => {
   // 42 MiB and a bit: more than the thread may send ahead (16 MiB) plus a segment, and a short tail
   const data = Buffer.concat([randomBytes(21 << 20), Buffer.alloc(21 << 20, 'floe '), randomBytes(12345)]);
@@ -139,6 +151,47 @@ test('serialSource: the thread reads and verifies the object itself, O_DIRECT or
     }
     assert.ok(Buffer.concat(parts).equals(data), `the object's bytes, in order (direct: ${direct})`);
   }
+});
+
+test('serialSource: the thread also decrypts and decompresses; onRead counts the bytes of the object', async () => {
+  // a zstd stream of several frames (as floe writes it) and 30 MiB of plaintext: more than the window; a
+  // tar stream's first header, as in a backup, so that the decryption knows its password is the right one
+  const head = encodeHeader({ name: './a', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1, type: '0', linkname: '', uname: '', gname: '', devmajor: 0, devminor: 0 });
+  const plain = Buffer.concat([head, randomBytes((14 << 20) - 512), Buffer.alloc(16 << 20, 'floe restore ')]);
+  const zst = Buffer.concat(await Promise.all([0, 1, 2].map(async (i) => {
+    const parts: Buffer[] = [];
+    for await (const b of runStages(pieces(plain.subarray(i * 10 << 20, (i + 1) * 10 << 20), 1 << 20), [compressStage('zstd')])) parts.push(b);
+    return Buffer.concat(parts);
+  })));
+  const store = new LocalStorage(join(root, 'decode'));
+  for (const [key, obj, specs] of [
+    ['zstd', zst, [{ kind: 'decompress', compression: 'zstd' }]],
+    ['zstd-enc', encryptBuffer(PASSWORD, zst), [{ kind: 'decrypt', password: PASSWORD }, { kind: 'decompress', compression: 'zstd' }]],
+    ['none-enc', encryptBuffer(PASSWORD, plain), [{ kind: 'decrypt', password: PASSWORD }]],
+  ] as const) {
+    const rec = await stored(store, key, obj);
+    let read = 0;
+    const parts: Buffer[] = [];
+    const src = serialSource(await store.source(key), [{ kind: 'verify', object: 'obj', key: KEY, record: rec }, ...specs], {
+      chunkSize: 4 << 20, signal: new AbortController().signal, onRead: (n) => { read += n; },
+    });
+    for await (const b of src) parts.push(b);
+    assert.ok(Buffer.concat(parts).equals(plain), `${key}: the plaintext`);
+    assert.is(read, obj.length, `${key}: the object's bytes were counted, not the output's`);
+  }
+  // a wrong password and a corrupted frame keep their classes across the thread
+  const rec = await stored(store, 'enc-wrong', encryptBuffer(PASSWORD, zst));
+  const wrong = serialSource(await store.source('enc-wrong'), [{ kind: 'verify', object: 'obj', key: KEY, record: rec },
+    { kind: 'decrypt', password: Buffer.from('not the password') }, { kind: 'decompress', compression: 'zstd' }], { chunkSize: 4 << 20, signal: new AbortController().signal });
+  const w = await failureOf(wrong);
+  assert.ok(w instanceof BadPasswordError, String(w));
+  const bad = Buffer.from(zst);
+  bad[bad.length >> 1] ^= 0xff;
+  const brec = await stored(store, 'zstd-bad', bad);
+  const broken = serialSource(await store.source('zstd-bad'), [{ kind: 'verify', object: 'obj', key: KEY, record: brec },
+    { kind: 'decompress', compression: 'zstd' }], { chunkSize: 4 << 20, signal: new AbortController().signal });
+  const b = await failureOf(broken);
+  assert.ok(b instanceof IntegrityError && /zstd/.test(b.message), String(b));
 });
 
 test('serialSource: tampering stops it at the bad segment; a missing object is NotFoundError', async () => {
