@@ -259,65 +259,61 @@ export async function* readTar(
 ): AsyncIterable<TarEntry> {
   const src = new ByteSource(input, signal);
   try {
-    yield* entries(src, signal, options);
+    const globalPax = new Map<string, string>();
+    let pax: Map<string, string> | null = null;
+    let longName: string | null = null;
+    let longLink: string | null = null;
+    let lastWasZero = false;
+    for (;;) {
+      const block = await src.block();
+      if (!block) break;
+      const h = decodeHeader(block);
+      if (!h) { lastWasZero = true; continue; }
+      lastWasZero = false;
+      switch (h.type) {
+        case 'L': longName = cString(await readMeta(src, h.size, 'long name')); continue;
+        case 'K': longLink = cString(await readMeta(src, h.size, 'long link name')); continue;
+        case 'x': pax = parsePax(await readMeta(src, h.size, 'pax header')); continue;
+        case 'g': for (const [k, v] of parsePax(await readMeta(src, h.size, 'pax header'))) globalPax.set(k, v); continue;
+        case 'V': case 'N': await src.skip(h.size + padding(h.size)); continue;
+        case 'M': throw new IntegrityError('unsupported archive: multi-volume continuation member');
+        default: break;
+      }
+      if (h.type === 'S' && h.sparse && sparseExtended(block)) {
+        for (let more = true; more;) {
+          const ext = await src.block();
+          if (!ext) throw new IntegrityError('truncated archive: missing sparse extension header');
+          const e = decodeSparseExtension(ext);
+          h.sparse.map.push(...e.map);
+          more = e.extended;
+        }
+      }
+      const all = globalPax.size === 0 && pax === null ? NO_PAX : new Map([...globalPax, ...(pax ?? [])]);
+      if (all.size > 0) applyPax(h, all);
+      if (longName !== null) h.name = longName;
+      if (longLink !== null) h.linkname = longLink;
+      pax = longName = longLink = null;
+      let size = h.size;
+      if (all.get('GNU.sparse.major') === '1' && all.get('GNU.sparse.minor') === '0') {
+        size -= await paxSparse10(src, h, all);
+        h.size = size;
+      } else if (all.has('GNU.sparse.map')) {
+        paxSparse01(h, all);
+      }
+      if (all.has('GNU.sparse.name')) h.name = all.get('GNU.sparse.name') ?? h.name;
+      // The sparse 1.0 map is a whole number of blocks, so the padding of what follows is padding(size).
+      const state: MemberState = { remaining: size, pad: padding(size) };
+      // A small member found whole in the chunk at hand is also offered as one view: no async iteration.
+      const whole = size <= WHOLE_MAX ? src.peek(size) : null;
+      yield { header: h, data: dataIterable(src, state), whole: whole ?? undefined };
+      await src.skip(state.remaining + state.pad);
+      state.remaining = 0;
+      checkSignal(signal);
+    }
+    if (!lastWasZero && (options.requireEnd ?? true)) {
+      throw new IntegrityError('truncated archive: no end-of-archive marker');
+    }
   } finally {
     await src.close();
-  }
-}
-
-async function* entries(src: ByteSource, signal: AbortSignal | undefined, options: ReadOptions): AsyncIterable<TarEntry> {
-  const globalPax = new Map<string, string>();
-  let pax: Map<string, string> | null = null;
-  let longName: string | null = null;
-  let longLink: string | null = null;
-  let lastWasZero = false;
-  for (;;) {
-    const block = await src.block();
-    if (!block) break;
-    const h = decodeHeader(block);
-    if (!h) { lastWasZero = true; continue; }
-    lastWasZero = false;
-    switch (h.type) {
-      case 'L': longName = cString(await readMeta(src, h.size, 'long name')); continue;
-      case 'K': longLink = cString(await readMeta(src, h.size, 'long link name')); continue;
-      case 'x': pax = parsePax(await readMeta(src, h.size, 'pax header')); continue;
-      case 'g': for (const [k, v] of parsePax(await readMeta(src, h.size, 'pax header'))) globalPax.set(k, v); continue;
-      case 'V': case 'N': await src.skip(h.size + padding(h.size)); continue;
-      case 'M': throw new IntegrityError('unsupported archive: multi-volume continuation member');
-      default: break;
-    }
-    if (h.type === 'S' && h.sparse && sparseExtended(block)) {
-      for (let more = true; more;) {
-        const ext = await src.block();
-        if (!ext) throw new IntegrityError('truncated archive: missing sparse extension header');
-        const e = decodeSparseExtension(ext);
-        h.sparse.map.push(...e.map);
-        more = e.extended;
-      }
-    }
-    const all = globalPax.size === 0 && pax === null ? NO_PAX : new Map([...globalPax, ...(pax ?? [])]);
-    if (all.size > 0) applyPax(h, all);
-    if (longName !== null) h.name = longName;
-    if (longLink !== null) h.linkname = longLink;
-    pax = longName = longLink = null;
-    let size = h.size;
-    if (all.get('GNU.sparse.major') === '1' && all.get('GNU.sparse.minor') === '0') {
-      size -= await paxSparse10(src, h, all);
-      h.size = size;
-    } else if (all.has('GNU.sparse.map')) {
-      paxSparse01(h, all);
-    }
-    if (all.has('GNU.sparse.name')) h.name = all.get('GNU.sparse.name') ?? h.name;
-    // The sparse 1.0 map is a whole number of blocks, so the padding of what follows is padding(size).
-    const state: MemberState = { remaining: size, pad: padding(size) };
-    // A small member found whole in the chunk at hand is also offered as one view: no async iteration.
-    const whole = size <= WHOLE_MAX ? src.peek(size) : null;
-    yield { header: h, data: dataIterable(src, state), whole: whole ?? undefined };
-    await src.skip(state.remaining + state.pad);
-    state.remaining = 0;
-    checkSignal(signal);
-  }
-  if (!lastWasZero && (options.requireEnd ?? true)) {
-    throw new IntegrityError('truncated archive: no end-of-archive marker');
   }
 }
