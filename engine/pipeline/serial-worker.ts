@@ -15,7 +15,8 @@
  *                                a view of shared memory is passed back as it is; in source mode, `read`:
  *                                bytes of the object read since the last 'out' (its output may be larger:
  *                                decompressed)
- *        { type: 'done', seal }  the chain finished; `seal`: the integrity record of a 'seal' spec
+ *        { type: 'done', seal, read? } the chain finished; `seal`: the integrity record of a 'seal' spec;
+ *                                `read`: bytes read since the last 'out' (source mode)
  *        { type: 'error', error: { name, code, message, exitCode } }
  * After 'done' or 'error' the thread ends by itself.
  */
@@ -118,7 +119,8 @@ async function main(): Promise<void> {
       uncredited += n;
       while (uncredited >= source.window) await new Promise<void>((r) => (onCredit = r));
     }
-    port.postMessage({ type: 'done', seal });
+    // what was read after the last output (a skippable frame, the end of the last segment) counts too
+    port.postMessage(source && read > reported ? { type: 'done', seal, read: read - reported } : { type: 'done', seal });
   } catch (err) {
     const e = err as Partial<FloeError> & Error;
     port.postMessage({

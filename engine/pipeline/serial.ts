@@ -53,7 +53,7 @@ const WORKER_URL = new URL('./serial-worker.js', import.meta.url);
 
 type Reply =
   | { type: 'out'; buf: Uint8Array; read?: number }
-  | { type: 'done'; seal?: IntegrityRecord }
+  | { type: 'done'; seal?: IntegrityRecord; read?: number }
   | { type: 'error'; error: { name: string; code: string; message: string; exitCode?: ExitCodeValue } };
 
 /** serialStage runs `specs`, in order, in a thread of its own (see the top of this file). */
@@ -135,6 +135,7 @@ async function* drive(
       ready.push(m.buf.buffer instanceof SharedArrayBuffer ? sameShared(shared, m.buf) : Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength));
     }
     else if (m.type === 'done') {
+      if (m.read) onRead?.(m.read);
       if (m.seal && results.seal) Object.assign(results.seal, m.seal);
       done = true;
     } else fail(rebuild(m.error));

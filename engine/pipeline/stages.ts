@@ -82,6 +82,25 @@ export function runStages(
 }
 
 /**
+ * giveUp stops the producer behind an iterator its consumer will not read further. return() alone does
+ * nothing to an async generator that has not started (its finally is never entered), and a pipeline's
+ * output (runStages) is such a generator, whose stages and threads then run until they fill their queues
+ * and wait for ever. So an iterator never pulled from is pulled once (its own failure ignored), then
+ * returned.
+ */
+export async function giveUp(it: AsyncIterator<unknown>, pulled: boolean): Promise<void> {
+  if (!pulled) {
+    try {
+      const first = await it.next();
+      if (first.done) return;
+    } catch {
+      return; // it ended by failing: nothing is left running
+    }
+  }
+  await it.return?.();
+}
+
+/**
  * rechunk is the fixed-size segmenter: it regroups a stream into buffers of exactly `size` bytes (the last
  * one may be shorter). Memory: at most one segment plus one input buffer.
  */

@@ -55,4 +55,27 @@ test('floe start killed with SIGKILL: its scheduler stops too', async () => {
   assert.match(readFileSync(join(home, 'admin.token'), 'utf8'), /\S/);
 });
 
+test('a parent that dies while its floe child still loads: the child stops too', async () => {
+  // The window the first test cannot reach: the parent exits right after spawning, before the child's
+  // main() runs (Node has dropped the channel by then; main() must see it is disconnected).
+  const dir = tempDir('floe-orphan-');
+  const parent = spawn(process.execPath, ['-e', `
+    const { spawn } = require('node:child_process');
+    const c = spawn(process.execPath, [${JSON.stringify(FLOE_BIN)}, 'scheduler', 'start', '--no-daemon', '--no-api', '-f', ${JSON.stringify(dir)}, '-i', '1'],
+      { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+    process.stdout.write(String(c.pid));
+    process.exit(0);
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  parent.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  await new Promise((r) => parent.once('close', r));
+  const child = Number(out);
+  assert.ok(child > 0, `the child's pid: ${out}`);
+  try {
+    await waitFor(() => !alive(child), 15_000, 'the orphaned floe to stop');
+  } finally {
+    if (alive(child)) process.kill(child, 'SIGKILL');
+  }
+});
+
 test.run();

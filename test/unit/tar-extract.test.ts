@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { IntegrityError } from '../../engine/errors.js';
+import { IntegrityError, StorageError } from '../../engine/errors.js';
 import { extractTar, type ExtractOptions } from '../../engine/archive/tar/extract.js';
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from '../../engine/archive/tar/header.js';
 import { parseIdFile } from '../../engine/source/owners.js';
@@ -390,6 +390,30 @@ test('parseIdFile: first entry wins, junk lines ignored', () => {
   assert.is(byId.get(0), 'root');
   assert.is(byId.get(7), 'root');
   assert.is(byName.size, 2);
+});
+
+test('a target that cannot be made: the error, and the input given up (its producer stops)', async () => {
+  const dir = tmp();
+  try {
+    writeFileSync(join(dir, 'file'), 'x');
+    let stopped = false;
+    async function* input(): AsyncGenerator<Buffer> {
+      try {
+        for (;;) yield Buffer.alloc(512);
+      } finally {
+        stopped = true;
+      }
+    }
+    try {
+      await extractTar(input(), { target: join(dir, 'file', 'under'), incremental: true });
+      assert.unreachable('must fail');
+    } catch (err) {
+      assert.ok(err instanceof StorageError, String(err));
+    }
+    assert.ok(stopped, 'the input was given up, not left waiting');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('sparseAware makes holes for zero blocks of regular files', async () => {

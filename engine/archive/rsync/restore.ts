@@ -24,6 +24,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { promisify } from 'node:util';
 import { errnoMessage, FloeError, IntegrityError, InterruptedError, StorageError } from '../../errors.js';
 import type { Progress } from '../../progress.js';
+import { giveUp } from '../../pipeline/stages.js';
 import { resolveOwner } from '../../source/owners.js';
 import { UserXattrs, type XattrBinding } from '../../source/xattr.js';
 import { tempName, writeAll } from '../tar/filedata.js';
@@ -79,6 +80,7 @@ class ByteReader {
   #buf: Buffer = Buffer.alloc(0);
   #off = 0;
   #eof = false;
+  #pulled = false;
 
   constructor(input: AsyncIterable<Buffer>) {
     this.#it = input[Symbol.asyncIterator]();
@@ -92,11 +94,12 @@ class ByteReader {
   async close(): Promise<void> {
     if (this.#eof) return;
     this.#eof = true;
-    await this.#it.return?.();
+    await giveUp(this.#it, this.#pulled);
   }
 
   async #next(): Promise<Buffer | null> {
     if (this.#eof) return null;
+    this.#pulled = true;
     const r = await this.#it.next();
     if (r.done) { this.#eof = true; return null; }
     return r.value;

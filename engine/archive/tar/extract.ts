@@ -32,6 +32,7 @@ import { purgeDirectory, type PurgeContext } from './dumpdir.js';
 import { collect, tempName, writeDense, writeSparse } from './filedata.js';
 import type { TarHeader } from './header.js';
 import { readTar } from './reader.js';
+import { giveUp } from '../../pipeline/stages.js';
 
 export interface ExtractOptions {
   /** Directory to extract into (created if missing). */
@@ -439,14 +440,18 @@ function depth(rel: string): number {
  */
 export async function extractTar(input: AsyncIterable<Buffer>, opts: ExtractOptions): Promise<ExtractResult> {
   const x = new Extractor(opts);
+  let reading = false;
   try {
     await x.init();
+    reading = true;
     for await (const { header, data, whole } of readTar(input, opts.signal)) {
       if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new InterruptedError();
       await x.handle(header, data, whole);
     }
     if (!opts.dryRun) await x.finish();
   } catch (err) {
+    // readTar gives its input up when it stops; before it ran (the target could not be made), do it here
+    if (!reading) await giveUp(input[Symbol.asyncIterator](), false);
     if (err instanceof FloeError || opts.signal?.aborted) throw err;
     const code = (err as NodeJS.ErrnoException)?.code;
     if (typeof code === 'string' && code.startsWith('E')) throw new StorageError(`restore: ${errnoMessage(err)}`, { cause: err });

@@ -18,6 +18,7 @@
  */
 import { IntegrityError, InterruptedError } from '../../errors.js';
 import { BLOCK, decodeHeader, decodeSparseExtension, padding, sparseExtended, type SparseChunk, type TarHeader } from './header.js';
+import { giveUp } from '../../pipeline/stages.js';
 
 export interface TarEntry {
   header: TarHeader;
@@ -58,6 +59,7 @@ class ByteSource {
   readonly #signal?: AbortSignal;
   #buf: Buffer = EMPTY;
   #eof = false;
+  #pulled = false;
 
   constructor(input: AsyncIterable<Buffer>, signal?: AbortSignal) {
     this.#it = input[Symbol.asyncIterator]();
@@ -73,7 +75,7 @@ class ByteSource {
     if (this.#eof) return;
     this.#eof = true;
     this.#buf = EMPTY;
-    await this.#it.return?.();
+    await giveUp(this.#it, this.#pulled);
   }
 
   /** fill makes the current buffer non-empty; false at the end of the stream. */
@@ -81,6 +83,7 @@ class ByteSource {
     while (this.#buf.length === 0) {
       if (this.#eof) return false;
       checkSignal(this.#signal);
+      this.#pulled = true;
       const r = await this.#it.next();
       if (r.done) { this.#eof = true; return false; }
       this.#buf = r.value;
