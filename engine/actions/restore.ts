@@ -96,14 +96,15 @@ export async function restore(o: AgentOptions, out: Output, signal: AbortSignal)
       // decrypting and decompressing there; uncompressed encrypted 3.38-3.48 -> 2.92-3.32 s decrypting
       // there; peak RSS within 15 MB. gzip is inflated by zlib's own threads already: no faster there
       // (2.89-3.00 vs 2.93-3.07 s), and encrypted gzip decrypted there was 6% faster for 38 MB more RSS.
-      const inThread = { decompress: p.compression === 'zstd', decrypt: p.encrypted && (p.compression === 'zstd' || p.compression === 'none') };
+      const inThread = where
+        ? { decompress: p.compression === 'zstd', decrypt: p.encrypted && (p.compression === 'zstd' || p.compression === 'none') }
+        : { decompress: false, decrypt: false };
       if (where) {
         const specs: SerialSpec[] = [{ kind: 'verify', object, key: p.key, record: p.record!.data }];
         if (inThread.decrypt) specs.push({ kind: 'decrypt', password: pw!, backend: o.crypto_backend });
         if (inThread.decompress) specs.push({ kind: 'decompress', compression: p.compression });
         source = serialSource(where, specs, { chunkSize, signal, onRead: (n) => progress.onStored?.(n) });
       } else {
-        inThread.decompress = inThread.decrypt = false;
         // Other storages: a clear level verifies in a thread of its own, an encrypted one on the main
         // thread (its decryption takes a pool worker).
         if (p.record) {

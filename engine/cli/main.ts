@@ -35,9 +35,8 @@ export async function main(argv: string[]): Promise<number> {
   process.stdout.on('error', onStdoutError);
   // Started with an IPC channel (`floe start` runs its scheduler so): the channel closes when the parent
   // ends, even by SIGKILL, which no signal handler of the parent's can pass on; then stop as if asked to.
-  // Unreferenced: the channel alone must not keep this process running.
-  // A parent that died while this process was still loading left it disconnected already (Node reads the
-  // channel from the start and drops it then): `connected` is false, and undefined without a channel.
+  // A parent that died while this process was still loading left it disconnected already (`connected` is
+  // false; undefined without a channel). Unreferenced: the channel alone must not keep this process running.
   const onParentGone = () => controller.abort(new InterruptedError('the parent process went away'));
   if (process.connected === false) onParentGone();
   else if (process.channel) {

@@ -1,7 +1,7 @@
 /**
  * The thread behind serial.ts: runs a chain of stateful stages (CFB encryption, segment sealing, segment
- * verification; on restore also decryption and decompression) over the buffers the main thread sends, or over an object it reads itself, in order, and
- * sends their output back.
+ * verification; on restore also decryption and decompression) over the buffers the main thread sends, or
+ * over an object it reads itself, in order, and sends their output back.
  *
  * Protocol (messages on parentPort):
  *   in:  { type: 'specs', specs } the chain to run, first (the thread may be started before it is known)
@@ -11,12 +11,11 @@
  *        { type: 'data', buf }   one input buffer, transferred (or a view of shared memory, passed)
  *        { type: 'end' }         no more input
  *        { type: 'credit', bytes } the consumer took that many bytes of the output (source mode)
- *   out: { type: 'out', buf, read? } one output buffer, in order, transferred when it owns its memory;
- *                                a view of shared memory is passed back as it is; in source mode, `read`:
- *                                bytes of the object read since the last 'out' (its output may be larger:
- *                                decompressed)
- *        { type: 'done', seal, read? } the chain finished; `seal`: the integrity record of a 'seal' spec;
- *                                `read`: bytes read since the last 'out' (source mode)
+ *   out: { type: 'out', buf, read } one output buffer, in order, transferred when it owns its memory;
+ *                                a view of shared memory is passed back as it is; `read`: bytes of the
+ *                                object read since the last message (source mode; its output may be
+ *                                larger: decompressed), else 0
+ *        { type: 'done', seal, read } the chain finished; `seal`: the integrity record of a 'seal' spec
  *        { type: 'error', error: { name, code, message, exitCode } }
  * After 'done' or 'error' the thread ends by itself.
  */
@@ -27,7 +26,7 @@ import { IntegrityRecord, sealStage, verifyStage } from '../transform/integrity.
 import { released } from './gc.js';
 import { transferable } from './pool.js';
 import { BoundedQueue } from './queue.js';
-import type { Stage } from './stages.js';
+import { counted, type Stage } from './stages.js';
 import type { SerialSpec, SerialStart as Start } from './serial.js';
 
 const port = parentPort!;
@@ -79,21 +78,14 @@ async function build(spec: SerialSpec): Promise<Stage> {
   }
 }
 
-function send(b: Buffer, read?: number): void {
+function send(b: Buffer, read: number): void {
   if (b.buffer instanceof SharedArrayBuffer) {
-    port.postMessage({ type: 'out', buf: b });
+    port.postMessage({ type: 'out', buf: b, read });
     return;
   }
   // A view of part of a larger buffer cannot be transferred without detaching the rest: copied then.
   const out = transferable(b);
-  port.postMessage(read === undefined ? { type: 'out', buf: out } : { type: 'out', buf: out, read }, [out.buffer as ArrayBuffer]);
-}
-
-async function* counting(input: AsyncIterable<Buffer>, count: (n: number) => void): AsyncIterable<Buffer> {
-  for await (const b of input) {
-    count(b.length);
-    yield b;
-  }
+  port.postMessage({ type: 'out', buf: out, read }, [out.buffer as ArrayBuffer]);
 }
 
 async function main(): Promise<void> {
@@ -103,24 +95,21 @@ async function main(): Promise<void> {
     let read = 0;
     let reported = 0;
     let stream: AsyncIterable<Buffer> = source
-      ? counting((await import('../storage/registry.js')).readObjectSource(source.source, { chunkSize: source.chunkSize, signal: controller.signal }), (n) => { read += n; })
+      ? counted((await import('../storage/registry.js')).readObjectSource(source.source, { chunkSize: source.chunkSize, signal: controller.signal }), (n) => { read += n; })
       : input;
     for (const spec of start.specs) stream = (await build(spec))(stream, controller.signal);
     for await (const b of stream) {
       const n = b.length; // 0 once sent: its memory is transferred
       if (n === 0) continue;
-      if (!source) {
-        send(b);
-        continue;
-      }
-      send(b, read - reported);
+      send(b, read - reported); // read stays 0 without a source
       reported = read;
+      if (!source) continue;
       released(n); // sent away: its wrapper is garbage
       uncredited += n;
       while (uncredited >= source.window) await new Promise<void>((r) => (onCredit = r));
     }
     // what was read after the last output (a skippable frame, the end of the last segment) counts too
-    port.postMessage(source && read > reported ? { type: 'done', seal, read: read - reported } : { type: 'done', seal });
+    port.postMessage({ type: 'done', seal, read: read - reported });
   } catch (err) {
     const e = err as Partial<FloeError> & Error;
     port.postMessage({

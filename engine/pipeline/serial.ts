@@ -52,8 +52,8 @@ const WINDOW = 4 * 1024 * 1024;
 const WORKER_URL = new URL('./serial-worker.js', import.meta.url);
 
 type Reply =
-  | { type: 'out'; buf: Uint8Array; read?: number }
-  | { type: 'done'; seal?: IntegrityRecord; read?: number }
+  | { type: 'out'; buf: Uint8Array; read: number }
+  | { type: 'done'; seal?: IntegrityRecord; read: number }
   | { type: 'error'; error: { name: string; code: string; message: string; exitCode?: ExitCodeValue } };
 
 /** serialStage runs `specs`, in order, in a thread of its own (see the top of this file). */
